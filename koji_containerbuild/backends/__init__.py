@@ -1,0 +1,1 @@
+"""Build backends: OSBS (osbs-client) and native (buildah)."""

@@ -1,0 +1,434 @@
+"""The one definition of every container build option.
+
+`OPTIONS` is a declarative table; `RULES` are the constraints between options.
+Everything else is derived from these two:
+
+* `validate(kind, opts)`  - hub and builder validation (fail fast, clear faults)
+* `json_schema(kind)`     - the JSON schema the builder checks task params with
+* `cli_options(kind)` / `opts_from_cli(kind, values)` - the CLI parser
+
+A value of None always means "unset" (rpkg/fedpkg send every key, most as None).
+Kinds: 'binary' and 'flatpak' (buildContainer), 'source' (buildSourceContainer).
+"""
+
+import json
+import re
+
+from koji_containerbuild.errors import OptionError
+
+BINARY = 'binary'
+FLATPAK = 'flatpak'
+SOURCE = 'source'
+KINDS = (BINARY, FLATPAK, SOURCE)
+IMAGE_KINDS = frozenset((BINARY, FLATPAK))
+ALL_KINDS = frozenset(KINDS)
+
+# Value patterns shared by validation and the JSON schema (one place each).
+ARCH_RE = r'[A-Za-z0-9_]+'
+ARCH_LIST_PATTERN = r'^\s*(%s(\s+%s)*)?\s*$' % (ARCH_RE, ARCH_RE)
+# osbs-client's release rule: a digit first, alphanumeric groups joined by '.' or '_'.
+RELEASE_PATTERN = r'^[0-9][0-9A-Za-z]*([._][0-9A-Za-z]+)*$'
+DEP_REPLACEMENT_PATTERN = r'^[^:\s]+:[^:\s]+:[^:\s]+(:[^:\s]+)?$'
+URL_PATTERN = r'^(https?|ftp)://[^\s/?#]+[^\s]*$'
+# Koji NVR: name-version-release, no whitespace.
+NVR_PATTERN = r'^\S+-[^\s-]+-[^\s-]+$'
+TEXT_PATTERN = r'^\S(.*\S)?$'
+MAX_TEXT = 1024
+
+
+class Option(object):
+    """One build option.
+
+    vtype: 'bool', 'int', 'text', 'list_text', 'list_int', 'object'.
+    pattern: regex a text value (or each list item) must match.
+    cli: (flag, extra optparse kwargs) or None when the CLI sets it itself.
+    """
+
+    def __init__(self, name, vtype, kinds, help, pattern=None, pattern_doc=None,
+                 cli=None, metavar=None, required=frozenset(), deprecated=False,
+                 minimum=None):
+        self.name = name
+        self.vtype = vtype
+        self.kinds = frozenset(kinds)
+        self.help = help
+        self.pattern = pattern
+        self.pattern_doc = pattern_doc
+        self.cli = cli
+        self.metavar = metavar
+        self.required = frozenset(required)
+        self.deprecated = deprecated
+        self.minimum = minimum
+
+
+OPTIONS = (
+    Option('scratch', 'bool', ALL_KINDS, cli='--scratch',
+           help='Build a scratch image: not imported into Koji, pushed under a unique tag only'),
+    Option('isolated', 'bool', IMAGE_KINDS, cli='--isolated',
+           help='Build an isolated image (a fix on top of a released one); needs --release'),
+    Option('arch_override', 'text', IMAGE_KINDS, cli='--arch-override',
+           pattern=ARCH_LIST_PATTERN, pattern_doc='space-separated architectures',
+           metavar='ARCHES',
+           help='Build only these arches (space- or comma-separated); scratch or isolated only'),
+    Option('git_branch', 'text', IMAGE_KINDS, cli='--git-branch', required=IMAGE_KINDS,
+           pattern=r'^[^\s~^:?*\[\\]+$', pattern_doc='a git branch name', metavar='BRANCH',
+           help='Git branch the commit is on (required)'),
+    Option('release', 'text', IMAGE_KINDS, cli='--release', pattern=RELEASE_PATTERN,
+           pattern_doc='a release such as 1, 3.el9 or 1.2_3 (starts with a digit, no "-")',
+           metavar='RELEASE', help='Release of the image, overriding the Dockerfile label'),
+    Option('koji_parent_build', 'text', IMAGE_KINDS, cli='--koji-parent-build',
+           pattern=NVR_PATTERN, pattern_doc='a Koji build NVR (name-version-release)',
+           metavar='NVR', help='Koji build (NVR) to use as the parent image instead of FROM'),
+    Option('yum_repourls', 'list_text', IMAGE_KINDS, cli='--repo-url', pattern=URL_PATTERN,
+           pattern_doc='an http(s) or ftp URL', metavar='URL',
+           help='URL of a .repo file to add to the build (repeatable)'),
+    Option('compose_ids', 'list_int', IMAGE_KINDS, cli='--compose-id', metavar='ID', minimum=1,
+           help='ODCS compose id to use for yum repositories (repeatable)'),
+    Option('signing_intent', 'text', (BINARY, FLATPAK, SOURCE), cli='--signing-intent',
+           pattern=TEXT_PATTERN, pattern_doc='a signing intent name', metavar='INTENT',
+           help='Signing intent of the ODCS composes; not with --compose-id'),
+    Option('dependency_replacements', 'list_text', IMAGE_KINDS, cli='--replace-dependency',
+           pattern=DEP_REPLACEMENT_PATTERN, pattern_doc='pkg_manager:name:version[:new_name]',
+           metavar='PKG_MANAGER:NAME:VERSION[:NEW_NAME]',
+           help='Replace a remote-source dependency (repeatable)'),
+    Option('userdata', 'object', ALL_KINDS, cli='--userdata', metavar='JSON',
+           help='JSON object of custom user metadata stored with the build'),
+    Option('operator_csv_modifications_url', 'text', IMAGE_KINDS,
+           cli='--operator-csv-modifications-url', pattern=URL_PATTERN,
+           pattern_doc='an http(s) or ftp URL', metavar='URL',
+           help='URL of operator CSV modifications JSON; isolated builds only'),
+    Option('flatpak', 'bool', IMAGE_KINDS,
+           help='Build a Flatpak (set by flatpak-build)'),
+    Option('skip_build', 'bool', IMAGE_KINDS, deprecated=True,
+           help='Deprecated and ignored; true is refused'),
+    Option('koji_build_id', 'int', (SOURCE,), cli='--koji-build-id', metavar='ID', minimum=1,
+           help='Koji build id of the image to build a source container for'),
+    Option('koji_build_nvr', 'text', (SOURCE,), cli='--koji-build-nvr', pattern=NVR_PATTERN,
+           pattern_doc='a Koji build NVR (name-version-release)', metavar='NVR',
+           help='Koji build NVR of the image to build a source container for'),
+)
+
+BY_NAME = dict((o.name, o) for o in OPTIONS)
+
+
+class Rule(object):
+    """A constraint between options.
+
+    kind 'exclusive': not all of `names` may be set together.
+    kind 'requires': `names[0]` set needs one of `others` set.
+    kind 'one_of': at least one of `names` must be set.
+    """
+
+    def __init__(self, kind, names, others=(), kinds=ALL_KINDS, message=''):
+        self.kind = kind
+        self.names = tuple(names)
+        self.others = tuple(others)
+        self.kinds = frozenset(kinds)
+        self.message = message
+
+    def violated(self, opts):
+        present = [n for n in self.names if is_set(opts.get(n))]
+        if self.kind == 'exclusive':
+            return len(present) == len(self.names)
+        if self.kind == 'requires':
+            return bool(present) and not any(is_set(opts.get(n)) for n in self.others)
+        if self.kind == 'one_of':
+            return not present
+        raise ValueError(self.kind)
+
+
+RULES = (
+    Rule('exclusive', ('scratch', 'isolated'), kinds=IMAGE_KINDS,
+         message="options 'scratch' and 'isolated' cannot be used together"),
+    Rule('requires', ('arch_override',), ('scratch', 'isolated'), kinds=IMAGE_KINDS,
+         message="option 'arch_override' is only allowed for scratch or isolated builds"),
+    Rule('exclusive', ('signing_intent', 'compose_ids'), kinds=IMAGE_KINDS,
+         message="options 'signing_intent' and 'compose_ids' cannot be used together"),
+    Rule('requires', ('operator_csv_modifications_url',), ('isolated',), kinds=IMAGE_KINDS,
+         message="option 'operator_csv_modifications_url' is only allowed for isolated builds"),
+    Rule('one_of', ('koji_build_id', 'koji_build_nvr'), kinds=(SOURCE,),
+         message="one of the options 'koji_build_id' or 'koji_build_nvr' is required"),
+)
+
+
+def is_set(value):
+    """None, False and empty values mean "unset" (rpkg sends them for every unused key)."""
+    return value is not None and value is not False and value != '' and value != [] \
+        and value != {}
+
+
+def options_for(kind):
+    _check_kind(kind)
+    return [o for o in OPTIONS if kind in o.kinds]
+
+
+def rules_for(kind):
+    _check_kind(kind)
+    return [r for r in RULES if kind in r.kinds]
+
+
+def _check_kind(kind):
+    if kind not in KINDS:
+        raise ValueError('unknown build kind %r' % (kind,))
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + '...'
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_text(opt, value, what):
+    if not isinstance(value, str):
+        raise OptionError('Invalid option %r: %s must be a string, got %s'
+                          % (opt.name, what, _short(value)))
+    if len(value) > MAX_TEXT:
+        raise OptionError('Invalid option %r: %s is longer than %d characters'
+                          % (opt.name, what, MAX_TEXT))
+    if opt.pattern and not re.match(opt.pattern, value):
+        raise OptionError('Invalid option %r: %s must be %s, got %s'
+                          % (opt.name, what, opt.pattern_doc, _short(value)))
+
+
+def _check_value(opt, value):
+    """Raise OptionError unless `value` (not None) fits `opt`."""
+    vtype = opt.vtype
+    if vtype == 'bool':
+        if not isinstance(value, bool):
+            raise OptionError('Invalid option %r: must be true or false, got %s'
+                              % (opt.name, _short(value)))
+    elif vtype == 'int':
+        if not _is_int(value) or (opt.minimum is not None and value < opt.minimum):
+            raise OptionError('Invalid option %r: must be a positive integer, got %s'
+                              % (opt.name, _short(value)))
+    elif vtype == 'text':
+        _check_text(opt, value, 'the value')
+    elif vtype in ('list_text', 'list_int'):
+        if not isinstance(value, list):
+            raise OptionError('Invalid option %r: must be a list, got %s'
+                              % (opt.name, _short(value)))
+        for item in value:
+            if vtype == 'list_int':
+                if not _is_int(item) or (opt.minimum is not None and item < opt.minimum):
+                    raise OptionError('Invalid option %r: every item must be a positive '
+                                      'integer, got %s' % (opt.name, _short(item)))
+            else:
+                _check_text(opt, item, 'every item')
+    elif vtype == 'object':
+        if not isinstance(value, dict):
+            raise OptionError('Invalid option %r: must be a JSON object, got %s'
+                              % (opt.name, _short(value)))
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise OptionError('Invalid option %r: not JSON-serializable (%s)' % (opt.name, exc))
+        if not all(isinstance(k, str) for k in value):
+            raise OptionError('Invalid option %r: object keys must be strings' % opt.name)
+    else:  # pragma: no cover - a table error, not user input
+        raise ValueError('bad option type %r' % vtype)
+
+
+def validate(kind, opts):
+    """Check `opts` for a build of `kind`; return (clean_opts, warnings).
+
+    clean_opts keeps every set option and drops unset ones (None, False, empty) so
+    builders of any version see the same meaning. Raises OptionError naming the
+    option and the problem.
+    """
+    _check_kind(kind)
+    if opts is None:
+        opts = {}
+    if not isinstance(opts, dict):
+        raise OptionError('Invalid opts: must be a dict of build options, got %s'
+                          % _short(opts))
+    allowed = dict((o.name, o) for o in options_for(kind))
+    unknown = sorted(str(k) for k in opts if k not in allowed)
+    if unknown:
+        raise OptionError('Unknown option%s for a %s build: %s' % (
+            's' if len(unknown) > 1 else '', kind, ', '.join(repr(k) for k in unknown)))
+    warnings = []
+    clean = {}
+    for name, opt in allowed.items():
+        value = opts.get(name)
+        if value is None:
+            continue
+        _check_value(opt, value)
+        if opt.deprecated:
+            if value:
+                raise OptionError('Option %r is no longer supported: %s' % (name, opt.help))
+            warnings.append('Option %r is deprecated and ignored' % name)
+            continue
+        if is_set(value):
+            clean[name] = value
+    for opt in allowed.values():
+        if kind in opt.required and not is_set(opts.get(opt.name)):
+            raise OptionError('Missing option %r: it is required for a %s build'
+                              % (opt.name, kind))
+    for rule in rules_for(kind):
+        if rule.violated(opts):
+            raise OptionError('Invalid options: ' + rule.message)
+    if kind == FLATPAK:
+        clean['flatpak'] = True
+    return clean, warnings
+
+
+def kind_of(opts):
+    """The kind of a buildContainer request: flatpak if opts say so, else binary."""
+    if isinstance(opts, dict) and opts.get('flatpak') is True:
+        return FLATPAK
+    return BINARY
+
+
+def arch_list(arch_override):
+    """Split an arch_override value (spaces or commas) into a list."""
+    if not arch_override:
+        return []
+    return [a for a in re.split(r'[\s,]+', arch_override) if a]
+
+
+# ---------------------------------------------------------------- JSON schema
+
+def _schema_for_value(opt):
+    vtype = opt.vtype
+    if vtype == 'bool':
+        schema = {'type': 'boolean'}
+    elif vtype == 'int':
+        schema = {'type': 'integer'}
+        if opt.minimum is not None:
+            schema['minimum'] = opt.minimum
+    elif vtype == 'text':
+        schema = _text_schema(opt)
+    elif vtype == 'list_text':
+        schema = {'type': 'array', 'items': _text_schema(opt)}
+    elif vtype == 'list_int':
+        item = {'type': 'integer'}
+        if opt.minimum is not None:
+            item['minimum'] = opt.minimum
+        schema = {'type': 'array', 'items': item}
+    elif vtype == 'object':
+        schema = {'type': 'object'}
+    else:  # pragma: no cover
+        raise ValueError(vtype)
+    if opt.deprecated and vtype == 'bool':
+        schema = {'enum': [False]}
+    return {'anyOf': [schema, {'type': 'null'}], 'description': opt.help}
+
+
+def _text_schema(opt):
+    schema = {'type': 'string', 'maxLength': MAX_TEXT}
+    if opt.pattern:
+        schema['pattern'] = opt.pattern
+    return schema
+
+
+def _set_schema(opt):
+    """Schema matching a value that counts as set (see is_set)."""
+    if opt.vtype == 'bool':
+        return {'const': True}
+    if opt.vtype in ('list_text', 'list_int'):
+        return {'type': 'array', 'minItems': 1}
+    if opt.vtype == 'object':
+        return {'type': 'object', 'minProperties': 1}
+    if opt.vtype == 'text':
+        return {'type': 'string', 'minLength': 1}
+    return {'not': {'type': 'null'}}
+
+
+def _is_set_schema(name):
+    opt = BY_NAME[name]
+    return {'required': [name], 'properties': {name: _set_schema(opt)}}
+
+
+def _rule_schema(rule):
+    if rule.kind == 'exclusive':
+        return {'not': {'allOf': [_is_set_schema(n) for n in rule.names]}}
+    if rule.kind == 'requires':
+        return {'if': {'anyOf': [_is_set_schema(n) for n in rule.names]},
+                'then': {'anyOf': [_is_set_schema(n) for n in rule.others]}}
+    if rule.kind == 'one_of':
+        return {'anyOf': [_is_set_schema(n) for n in rule.names]}
+    raise ValueError(rule.kind)  # pragma: no cover
+
+
+def json_schema(kind):
+    """JSON schema (draft 7) for the opts of a `kind` build, derived from the table."""
+    opts = options_for(kind)
+    all_of = [_rule_schema(r) for r in rules_for(kind)]
+    for opt in opts:
+        if kind in opt.required:
+            all_of.append(_is_set_schema(opt.name))
+    return {
+        '$schema': 'http://json-schema.org/draft-07/schema#',
+        'title': '%s container build options' % kind,
+        'type': 'object',
+        'properties': dict((o.name, _schema_for_value(o)) for o in opts),
+        'additionalProperties': False,
+        'required': sorted(o.name for o in opts if kind in o.required),
+        'allOf': all_of,
+    }
+
+
+# ---------------------------------------------------------------- CLI
+
+def cli_options(kind):
+    """[(flag, optparse kwargs)] for the options of `kind` that have a CLI flag."""
+    result = []
+    for opt in options_for(kind):
+        if not opt.cli:
+            continue
+        kwargs = {'dest': opt.name, 'help': opt.help}
+        if opt.vtype == 'bool':
+            kwargs.update(action='store_true', default=False)
+        elif opt.vtype in ('list_text', 'list_int'):
+            kwargs.update(action='append', metavar=opt.metavar, default=None)
+        else:
+            kwargs.update(action='store', metavar=opt.metavar, default=None)
+        result.append((opt.cli, kwargs))
+    return result
+
+
+def _from_cli_text(opt, text):
+    if opt.vtype in ('int', 'list_int'):
+        try:
+            return int(text)
+        except ValueError:
+            raise OptionError('Invalid value for %s: %r is not an integer' % (opt.cli, text))
+    if opt.vtype == 'object':
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise OptionError('Invalid value for %s: not valid JSON (%s)' % (opt.cli, exc))
+        if not isinstance(value, dict):
+            raise OptionError('Invalid value for %s: must be a JSON object' % opt.cli)
+        return value
+    return text
+
+
+def opts_from_cli(kind, values):
+    """Turn parsed CLI values (an optparse Values or dict) into an opts dict.
+
+    Only options the user set are included. Raises OptionError for text that does
+    not convert; the result still has to go through validate().
+    """
+    if not isinstance(values, dict):
+        values = vars(values)
+    opts = {}
+    for opt in options_for(kind):
+        if not opt.cli:
+            continue
+        raw = values.get(opt.name)
+        if raw is None or raw is False:
+            continue
+        if opt.vtype in ('list_text', 'list_int'):
+            opts[opt.name] = [_from_cli_text(opt, item) for item in raw]
+        elif opt.vtype == 'bool':
+            opts[opt.name] = bool(raw)
+        elif opt.name == 'arch_override':
+            opts[opt.name] = ' '.join(arch_list(raw))
+        else:
+            opts[opt.name] = _from_cli_text(opt, raw)
+    if kind == FLATPAK:
+        opts['flatpak'] = True
+    return opts
