@@ -6,7 +6,7 @@ scans for plugins (only under sys.prefix, so `pip install --user` is not seen).
 
 import re
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 with open('koji_containerbuild/__init__.py') as f:
     VERSION = re.search(r"__version__ = '([^']+)'", f.read()).group(1)
@@ -19,7 +19,9 @@ setup(
     long_description_content_type='text/markdown',
     license='LGPL-2.1-or-later',
     python_requires='>=3.9',
-    packages=['koji_containerbuild', 'koji_containerbuild.backends', 'koji_cli_plugins'],
+    # Every library subpackage (the tree grows), never the tests; plus the CLI plugin folder.
+    packages=find_packages(include=['koji_containerbuild', 'koji_containerbuild.*'])
+    + ['koji_cli_plugins'],
     # The CLI plugin file lives in cli/ (no __init__.py: koji loads every *.py there).
     package_dir={'koji_cli_plugins': 'cli'},
     install_requires=['koji', 'jsonschema', 'requests'],
