@@ -1,0 +1,417 @@
+"""A small, strict Dockerfile reader: LABEL, ENV and ARG with variable substitution.
+
+Only what the pre-build checks need: the labels and environment of the final stage.
+The Dockerfile comes from a user's repository, so it is hostile input: every problem
+becomes a SourceError naming the line, and sizes are bounded (file, values, total
+expansion work) so a crafted file cannot exhaust memory or time.
+
+Rules follow the Dockerfile reference: parser directives (`# escape=`), line
+continuations, comments inside continuations, `key=value` pairs with quotes, the legacy
+`ENV key value` form, `$VAR`, `${VAR}`, `${VAR:-word}`, `${VAR:+word}` (and the `-`, `+`,
+`?`, `:?` forms), values of one ENV/LABEL instruction expanded with the environment as it
+was before that instruction, ENV overriding ARG, global ARGs usable in FROM only,
+and a stage started `FROM <earlier stage>` inheriting that stage's labels and ENV.
+Labels of a parent image from a registry are not known here (documented in
+docs/source-checks.md).
+"""
+
+import re
+
+from koji_containerbuild.errors import SourceError
+
+MAX_DOCKERFILE = 4 * 1024 * 1024      # bytes read from the file
+MAX_VALUE = 256 * 1024                 # one expanded word
+MAX_EXPANSION = 16 * 1024 * 1024       # characters produced by expansion, whole file
+MAX_NESTING = 32                       # ${a:-${b:-...}} depth
+MAX_LINE_REPORT = 60                   # characters of a bad word quoted in messages
+
+_DIRECTIVE_RE = re.compile(r'^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*?)\s*$')
+_NAME_RE = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
+_HEREDOC_RE = re.compile(r'<<(-?)\s*(["\']?)([A-Za-z0-9_.-]+)\2')
+_HEREDOC_INSTRUCTIONS = ('RUN', 'COPY', 'ADD')
+
+
+class Dockerfile(object):
+    """What the checks need from a Dockerfile: final-stage labels and env, base image."""
+
+    def __init__(self, labels, env, base_image, stages):
+        self.labels = labels
+        self.env = env
+        self.base_image = base_image
+        self.stages = stages
+
+
+def _short(text):
+    text = text.encode('unicode_escape').decode('ascii')
+    return text if len(text) <= MAX_LINE_REPORT else text[:MAX_LINE_REPORT - 3] + '...'
+
+
+class _Budget(object):
+    """Total characters expansion may produce, so $a$a$a chains cannot explode."""
+
+    def __init__(self, limit):
+        self.left = limit
+
+    def spend(self, count, lineno):
+        self.left -= count
+        if self.left < 0:
+            raise SourceError('Dockerfile line %d: variable expansion produces more than %d '
+                              'characters in total' % (lineno, MAX_EXPANSION))
+
+
+class _Lexer(object):
+    """Shell-like word processing of one instruction's arguments (Docker's rules)."""
+
+    def __init__(self, text, escape, env, lineno, budget):
+        self.text = text
+        self.escape = escape
+        self.env = env
+        self.lineno = lineno
+        self.budget = budget
+
+    def error(self, message):
+        raise SourceError('Dockerfile line %d: %s' % (self.lineno, message))
+
+    def expand(self, word, depth=0, quotes=True):
+        """Expand variables in `word` and (with quotes) remove quoting, like ProcessWord."""
+        if depth > MAX_NESTING:
+            self.error('variable substitutions nested too deeply')
+        out = []
+        size = 0
+        i = 0
+        n = len(word)
+        quote = None
+        esc = self.escape
+        special = re.compile('[$"\'%s]' % re.escape(esc))
+        while i < n:
+            ch = word[i]
+            piece = None
+            if quote == "'":
+                end = word.find("'", i)
+                if end < 0:
+                    break
+                piece = word[i:end]
+                quote = None
+                i = end + 1
+            elif ch == esc:
+                if i + 1 < n:
+                    nxt = word[i + 1]
+                    keep = quote == '"' and nxt not in ('"', '$', esc)
+                    piece = ch + nxt if keep else nxt
+                    i += 2
+                else:
+                    piece = ch
+                    i += 1
+            elif quotes and ch in ('"', "'") and (quote is None or ch == quote):
+                quote = None if quote else ch
+                i += 1
+            elif ch == '$':
+                piece, i = self._variable(word, i + 1, depth)
+            else:
+                match = special.search(word, i + 1)
+                end = match.start() if match else n
+                if not quotes:
+                    # quotes are literal here: copy up to the next '$' or escape
+                    while match and word[end] in '"\'':
+                        match = special.search(word, end + 1)
+                        end = match.start() if match else n
+                piece = word[i:end]
+                i = end
+            if piece:
+                out.append(piece)
+                size += len(piece)
+                self.budget.spend(len(piece), self.lineno)
+                if size > MAX_VALUE:
+                    self.error('a value is longer than %d characters after expansion'
+                               % MAX_VALUE)
+        if quote:
+            self.error('unterminated %s quote in %r' % (quote, _short(word)))
+        return ''.join(out)
+
+    def _variable(self, word, i, depth):
+        """Expand the variable reference starting after '$' at word[i]; return (text, end)."""
+        n = len(word)
+        if i >= n:
+            return '$', i
+        if word[i] == '{':
+            end = self._matching_brace(word, i + 1)
+            body = word[i + 1:end]
+            return self._braced(body, depth), end + 1
+        match = _NAME_RE.match(word, i)
+        if not match:
+            return '$', i
+        return self.env.get(match.group(0), ''), match.end()
+
+    def _matching_brace(self, word, i):
+        nesting = 0
+        n = len(word)
+        while i < n:
+            ch = word[i]
+            if ch == self.escape:
+                i += 2
+                continue
+            if ch == '$' and i + 1 < n and word[i + 1] == '{':
+                nesting += 1
+                i += 2
+                continue
+            if ch == '}':
+                if nesting == 0:
+                    return i
+                nesting -= 1
+            i += 1
+        self.error('missing "}" in variable substitution in %r' % _short(word))
+
+    def _braced(self, body, depth):
+        match = _NAME_RE.match(body)
+        if not match:
+            self.error('bad variable substitution ${%s}' % _short(body))
+        name = match.group(0)
+        rest = body[match.end():]
+        value = self.env.get(name)
+        if not rest:
+            return value or ''
+        colon = rest.startswith(':')
+        op_text = rest[1:] if colon else rest
+        if not op_text or op_text[0] not in '-+?':
+            self.error('unsupported variable modifier in ${%s}' % _short(body))
+        op, word = op_text[0], op_text[1:]
+        is_set = value is not None and (value != '' or not colon)
+        if op == '-':
+            return value if is_set else self.expand(word, depth + 1, quotes=False)
+        if op == '+':
+            return self.expand(word, depth + 1, quotes=False) if is_set else ''
+        if not is_set:
+            message = self.expand(word, depth + 1, quotes=False) or 'is not set'
+            self.error('variable %s: %s' % (name, _short(message)))
+        return value
+
+    def words(self):
+        """Split into raw words on unquoted, unescaped whitespace (quotes kept)."""
+        words = []
+        current = []
+        quote = None
+        text = self.text
+        i = 0
+        n = len(text)
+        in_word = False
+        while i < n:
+            ch = text[i]
+            if quote is None and ch in ' \t':
+                if in_word:
+                    words.append(''.join(current))
+                    current = []
+                    in_word = False
+                i += 1
+                continue
+            in_word = True
+            if ch == self.escape and quote != "'" and i + 1 < n:
+                current.append(text[i:i + 2])
+                i += 2
+                continue
+            if ch in ('"', "'"):
+                if quote is None:
+                    quote = ch
+                elif quote == ch:
+                    quote = None
+            current.append(ch)
+            i += 1
+        if quote:
+            self.error('unterminated %s quote' % quote)
+        if in_word:
+            words.append(''.join(current))
+        return words
+
+
+def _decode(data):
+    if len(data) > MAX_DOCKERFILE:
+        raise SourceError('Dockerfile is larger than %d bytes' % MAX_DOCKERFILE)
+    if data.startswith(b'\xef\xbb\xbf'):
+        data = data[3:]
+    # Invalid UTF-8 is tolerated in comments and RUN lines; a label or variable
+    # holding it is refused where it is used (see _check_text).
+    return data.decode('utf-8', 'surrogateescape')
+
+
+def _check_text(text, lineno, what):
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        raise SourceError('Dockerfile line %d: %s is not valid UTF-8' % (lineno, what))
+    if '\x00' in text:
+        raise SourceError('Dockerfile line %d: %s contains a NUL character' % (lineno, what))
+
+
+def _logical_lines(text):
+    """Yield (lineno, line) joined across continuations; comments and blanks skipped."""
+    lines = text.splitlines()
+    escape = '\\'
+    index = 0
+    # Parser directives: only at the very top, before any other line.
+    while index < len(lines):
+        match = _DIRECTIVE_RE.match(lines[index].strip())
+        if not match:
+            break
+        if match.group(1).lower() == 'escape':
+            if match.group(2) not in ('\\', '`'):
+                raise SourceError('Dockerfile line %d: invalid escape directive %r (use \\ '
+                                  'or `)' % (index + 1, _short(match.group(2))))
+            escape = match.group(2)
+        index += 1
+    continuation = re.compile(re.escape(escape) + r'[ \t]*$')
+    heredocs = []
+    while index < len(lines):
+        raw = lines[index]
+        index += 1
+        if heredocs:
+            strip_tabs, word = heredocs[0]
+            body = raw.lstrip('\t') if strip_tabs else raw
+            if body == word:
+                heredocs.pop(0)
+            continue
+        stripped = raw.strip()
+        if not stripped or stripped.startswith('#'):
+            continue
+        start = index
+        parts = []
+        line = raw
+        while True:
+            match = continuation.search(line)
+            if not match:
+                parts.append(line)
+                break
+            parts.append(line[:match.start()])
+            # Skip comment and empty lines inside a continuation, as Docker does.
+            while index < len(lines) and (not lines[index].strip()
+                                          or lines[index].strip().startswith('#')):
+                index += 1
+            if index >= len(lines):
+                break
+            line = lines[index]
+            index += 1
+        joined = ''.join(parts).strip()
+        if not joined:
+            continue
+        keyword = joined.split(None, 1)[0].upper()
+        if keyword in _HEREDOC_INSTRUCTIONS:
+            for match in _HEREDOC_RE.finditer(joined):
+                heredocs.append((match.group(1) == '-', match.group(3)))
+        yield start, joined, escape
+
+
+def _pairs(lexer, keyword, env_before):
+    """key=value pairs of an ENV/LABEL/ARG instruction, expanded with `env_before`."""
+    words = lexer.words()
+    if not words:
+        lexer.error('%s needs at least one argument' % keyword)
+    if keyword == 'LABEL' and words[0].startswith('['):
+        lexer.error('LABEL takes key=value pairs, not a JSON array')
+    if keyword != 'ARG' and '=' not in words[0]:
+        # Legacy form: `ENV key value with spaces` - one pair, the rest of the line.
+        if len(words) < 2:
+            lexer.error('%s %s needs a value (use %s key=value)' % (keyword, _short(words[0]),
+                                                                     keyword))
+        key = lexer.expand(words[0])
+        value = lexer.text.strip().split(None, 1)[1]
+        return [(key, lexer.expand(value.strip()))]
+    pairs = []
+    for word in words:
+        if '=' not in word:
+            if keyword == 'ARG':
+                pairs.append((lexer.expand(word), None))
+                continue
+            lexer.error('%s: can\'t find "=" in %r; use key=value' % (keyword, _short(word)))
+        key, value = word.split('=', 1)
+        pairs.append((lexer.expand(key), lexer.expand(value)))
+    return pairs
+
+
+def parse(data, build_args=None):
+    """Parse Dockerfile bytes; return a Dockerfile. Raises SourceError only."""
+    if isinstance(data, str):
+        data = data.encode('utf-8', 'surrogateescape')
+    text = _decode(data)
+    build_args = dict(build_args or {})
+    budget = _Budget(MAX_EXPANSION)
+    global_args = {}      # ARGs before the first FROM: usable in FROM lines
+    stages = []           # [{'name', 'labels', 'env', 'args', 'base'}]
+    stage = None
+    for lineno, line, escape in _logical_lines(text):
+        parts = line.split(None, 1)
+        keyword = parts[0].upper()
+        rest = parts[1] if len(parts) > 1 else ''
+        if keyword == 'FROM':
+            stage = _from(rest, lineno, escape, global_args, stages, budget)
+            stages.append(stage)
+            continue
+        if keyword not in ('ARG', 'ENV', 'LABEL'):
+            continue
+        if stage is None and keyword != 'ARG':
+            raise SourceError('Dockerfile line %d: %s before the first FROM' % (lineno, keyword))
+        scope = global_args if stage is None else _scope(stage)
+        lexer = _Lexer(rest, escape, scope, lineno, budget)
+        for key, value in _pairs(lexer, keyword, scope):
+            _check_key(key, lineno, keyword)
+            if value is not None:
+                _check_text(value, lineno, '%s %s' % (keyword, _short(key)))
+            if keyword == 'ARG':
+                _arg(stage, global_args, build_args, key, value)
+            elif keyword == 'ENV':
+                stage['env'][key] = value
+            else:
+                stage['labels'][key] = value
+        # ENV/LABEL values of one instruction all see the environment from before it:
+        # _pairs expanded every word before any assignment above.
+    if stage is None:
+        raise SourceError('Dockerfile has no FROM instruction')
+    return Dockerfile(labels=dict(stage['labels']), env=dict(stage['env']),
+                      base_image=stage['base'], stages=[s['name'] for s in stages])
+
+
+def _scope(stage):
+    scope = dict(stage['args'])
+    scope.update(stage['env'])   # ENV always overrides ARG
+    return scope
+
+
+def _check_key(key, lineno, keyword):
+    if not key:
+        raise SourceError('Dockerfile line %d: %s names can not be blank' % (lineno, keyword))
+    _check_text(key, lineno, '%s name %s' % (keyword, _short(key)))
+
+
+def _arg(stage, global_args, build_args, key, default):
+    if stage is None:
+        target = global_args
+        known_default = default
+    else:
+        target = stage['args']
+        # `ARG name` in a stage brings a global ARG's default into scope.
+        known_default = default if default is not None else global_args.get(key)
+    if key in build_args:
+        target[key] = str(build_args[key])
+    elif known_default is not None:
+        target[key] = known_default
+    else:
+        target.setdefault(key, '')
+
+
+def _from(rest, lineno, escape, global_args, stages, budget):
+    lexer = _Lexer(rest, escape, global_args, lineno, budget)
+    words = [w for w in lexer.words() if not w.startswith('--')]
+    if not words:
+        raise SourceError('Dockerfile line %d: FROM needs an image' % lineno)
+    image = lexer.expand(words[0])
+    name = None
+    if len(words) >= 3 and words[1].lower() == 'as':
+        name = lexer.expand(words[2]).lower()
+    elif len(words) != 1:
+        raise SourceError('Dockerfile line %d: FROM takes "image [AS name]"' % lineno)
+    _check_text(image, lineno, 'FROM image')
+    stage = {'name': name, 'labels': {}, 'env': {}, 'args': {}, 'base': image}
+    for earlier in reversed(stages):
+        if earlier['name'] is not None and earlier['name'] == image.lower():
+            stage['labels'] = dict(earlier['labels'])
+            stage['env'] = dict(earlier['env'])
+            stage['base'] = earlier['base']
+            break
+    return stage

@@ -1,0 +1,570 @@
+"""Source access and image identity for container builds (shared by both backends).
+
+* fetch_source / fetch_full_tree: check the SCM URL against kojid's allowed-SCM settings
+  (koji.daemon.SCM) and fetch one commit: only Dockerfile, additional-tags and
+  container.yaml for the pre-build checks, or the whole tree for a native build context.
+* read_labels, read_container_yaml, read_additional_tags: read those files as hostile input.
+* image_identity, check_tag_lengths, split_valid_tags: the naming rules (NVR, tags).
+
+Every failure is an errors.SourceError (or ConfigError for builder set-up problems) whose
+message names the problem and never contains credentials from the URL.
+"""
+
+import errno
+import os
+import re
+import shutil
+import stat
+import urllib.parse
+
+import koji
+import koji.daemon
+
+from koji_containerbuild import dockerfile, gitfetch, options as options_model, scmurl
+from koji_containerbuild.errors import ConfigError, SourceError
+
+DOCKERFILE = 'Dockerfile'
+ADDITIONAL_TAGS = 'additional-tags'
+CONTAINER_YAML = 'container.yaml'
+# What the pre-build checks read; nothing else is fetched.
+CHECK_FILES = (DOCKERFILE, ADDITIONAL_TAGS, CONTAINER_YAML)
+MAX_SMALL_FILE = 1024 * 1024          # additional-tags, container.yaml
+MAX_TAG = 128                          # registry tag limit
+CHECKOUT_DIR = 'source'
+
+# Labels in order of preference (first found wins).
+LABELS = (
+    ('component', ('com.redhat.component', 'BZComponent')),
+    ('version', ('version', 'Version')),
+    ('release', ('release', 'Release')),
+    ('name', ('name', 'Name')),
+)
+REQUIRED = ('component', 'version', 'name')   # release: optional (auto-release)
+
+_FULL_SHA = re.compile(r'^(?:[0-9a-f]{40}|[0-9a-f]{64})$')
+_ABBREV_SHA = re.compile(r'^[0-9a-f]{4,39}$')
+_BAD_REF = re.compile(r'[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|^[-/.+]|[/.]$|\.lock$')
+_MODULE_RE = re.compile(r'^[A-Za-z0-9_.@+-]+(/[A-Za-z0-9_.@+-]+)*$')
+_NOT_FOUND = ("couldn't find remote ref", 'not our ref', 'unadvertised object',
+              'no such remote ref')
+_UNREACHABLE = ('could not read from remote', 'unable to connect', 'unable to access',
+                'connection refused', 'not allowed', 'does not appear to be a git repository',
+                'repository not found')
+_COMPONENT_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.+-]*$', re.ASCII)
+_VERSION_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.]*$', re.ASCII)
+_REPO_PART = r'[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
+_NAME_RE = re.compile(r'^%s(?:/%s)*$' % (_REPO_PART, _REPO_PART), re.ASCII)
+_TAG_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.]{0,127}$', re.ASCII)
+MAX_NAME = 255
+
+
+class SourceCheckout(object):
+    """One fetched commit.
+
+    srcdir: directory holding the Dockerfile (the `?module` subdirectory if any);
+    commit: full sha; url: the SCM URL as given; source: `<url without #ref>#<sha>`
+    with credentials redacted; dockerfile_path: path or None (flatpak without one);
+    repodir: the git work tree; git_uri: what git fetched from; complete: whole tree?
+    """
+
+    def __init__(self, srcdir, commit, url, source, dockerfile_path, repodir, git_uri,
+                 module, complete):
+        self.srcdir = srcdir
+        self.commit = commit
+        self.url = url
+        self.source = source
+        self.dockerfile_path = dockerfile_path
+        self.repodir = repodir
+        self.git_uri = git_uri
+        self.module = module
+        self.complete = complete
+
+    def __repr__(self):
+        return 'SourceCheckout(%r, commit=%r)' % (self.source, self.commit)
+
+
+class ImageIdentity(object):
+    """component/name/version/release of an image; nvr is None until release is known."""
+
+    def __init__(self, component, name, version, release):
+        self.component = component
+        self.name = name
+        self.version = version
+        self.release = release
+
+    @property
+    def nvr(self):
+        if not self.release:
+            return None
+        return '%s-%s-%s' % (self.component, self.version, self.release)
+
+    def to_dict(self):
+        return {'component': self.component, 'name': self.name, 'version': self.version,
+                'release': self.release, 'nvr': self.nvr}
+
+    def __eq__(self, other):
+        return isinstance(other, ImageIdentity) and self.to_dict() == other.to_dict()
+
+    def __repr__(self):
+        return 'ImageIdentity(%r)' % (self.to_dict(),)
+
+
+# ------------------------------------------------------------------ SCM rules
+
+def _secrets(url):
+    """user:password parts of a URL (raw and unquoted), to scrub from any message."""
+    netloc = url.split('://', 1)[-1].split('/', 1)[0]
+    if '@' not in netloc:
+        return []
+    userinfo = netloc.rsplit('@', 1)[0]
+    if ':' not in userinfo:
+        return []
+    password = userinfo.split(':', 1)[1]
+    found = [userinfo, password, urllib.parse.unquote(password)]
+    return sorted(set(s for s in found if s), key=len, reverse=True)
+
+
+def _redact(text, secrets):
+    text = scmurl.redact(text)
+    for secret in secrets:
+        text = text.replace(secret, '***')
+    return text
+
+
+def make_scm(scm_url, options):
+    """koji.daemon.SCM for `scm_url` (git only) or SourceError."""
+    secrets = _secrets(scm_url) if isinstance(scm_url, str) else []
+    if not isinstance(scm_url, str) or not scm_url:
+        raise SourceError('Invalid SCM URL: a non-empty string is required')
+    allow_password = bool(getattr(options, 'allow_password_in_scm_url', False))
+    try:
+        scm = koji.daemon.SCM(scm_url, allow_password=allow_password)
+    except koji.GenericError as exc:
+        raise SourceError('Invalid SCM URL %s: %s'
+                          % (_redact(scm_url, secrets), _redact(str(exc), secrets)))
+    if scm.scmtype not in ('GIT', 'GIT+SSH'):
+        raise SourceError('Invalid SCM URL %s: container builds need a git repository, '
+                          'not %s' % (_redact(scm_url, secrets), scm.scmtype))
+    return scm
+
+
+def assert_scm_allowed(scm, options, session=None, policy_data=None):
+    """kojid's allowed-SCM check (config and/or build_from_scm policy) as SourceError."""
+    secrets = _secrets(scm.url)
+    try:
+        scm.assert_allowed(allowed=getattr(options, 'allowed_scms', '') or '',
+                           session=session,
+                           by_config=getattr(options, 'allowed_scms_use_config', True),
+                           by_policy=getattr(options, 'allowed_scms_use_policy', False),
+                           policy_data=policy_data)
+    except koji.ConfigurationError as exc:
+        raise ConfigError('Allowed-SCM check: %s' % _redact(str(exc), secrets))
+    except koji.GenericError as exc:
+        raise SourceError('SCM not allowed: %s' % _redact(str(exc), secrets))
+
+
+def _git_uri(scm):
+    """The URL handed to git, the way kojid's SCM.checkout builds it."""
+    if scm.scmtype == 'GIT+SSH':
+        return 'git+ssh://%s@%s%s' % (scm.user, scm.host, scm.repository)
+    scheme = scm.scheme.split('+', 1)[1] if '+' in scm.scheme else scm.scheme
+    if scm.user:
+        return '%s%s@%s%s' % (scheme, scm.user, scm.host, scm.repository)
+    return '%s%s%s' % (scheme, scm.host, scm.repository)
+
+
+def check_ref(ref):
+    """A revision that is safe to pass to git fetch (no refspec or option tricks)."""
+    if ref.startswith('origin/'):   # kojid accepts origin/<branch> too
+        ref = ref[len('origin/'):]
+    if not ref or len(ref) > 255 or _BAD_REF.search(ref):
+        raise SourceError('Invalid git revision %r in the SCM URL: use a branch, tag or '
+                          'commit' % (ref[:80],))
+    return ref
+
+
+def check_module(module):
+    """The ?module part: a relative directory inside the repository, no tricks."""
+    module = (module or '').strip('/')
+    if not module:
+        return ''
+    if len(module) > 1024 or not _MODULE_RE.match(module) \
+            or any(part in ('.', '..', '.git') for part in module.split('/')):
+        raise SourceError('Invalid subdirectory %r in the SCM URL (after "?"): use a '
+                          'relative path of plain names' % (module[:80],))
+    return module
+
+
+# ------------------------------------------------------------------ fetching
+
+def fetch_source(scm_url, workdir, options, session=None, policy_data=None, logger=None,
+                 flatpak=False, timeout=gitfetch.DEFAULT_TIMEOUT, dirname=CHECKOUT_DIR):
+    """Fetch only the files the pre-build checks read (see CHECK_FILES) at one commit."""
+    return _checkout(scm_url, workdir, options, session, policy_data, logger,
+                     sparse=True, flatpak=flatpak, timeout=timeout, dirname=dirname)
+
+
+def fetch_full_tree(scm_url, workdir, options, session=None, policy_data=None, logger=None,
+                    flatpak=False, timeout=gitfetch.DEFAULT_TIMEOUT, dirname=CHECKOUT_DIR):
+    """Fetch the whole tree of one commit (shallow), e.g. as a build context."""
+    return _checkout(scm_url, workdir, options, session, policy_data, logger,
+                     sparse=False, flatpak=flatpak, timeout=timeout, dirname=dirname)
+
+
+def _checkout(scm_url, workdir, options, session, policy_data, logger, sparse, flatpak,
+              timeout, dirname):
+    scm = make_scm(scm_url, options)
+    assert_scm_allowed(scm, options, session=session, policy_data=policy_data)
+    ref = check_ref(scm.revision)
+    module = check_module(scm.module)
+    repodir = os.path.join(workdir, dirname)
+    _fresh_dir(repodir)
+    git = gitfetch.Git(repodir, scm.scheme, secrets=_secrets(scm_url), timeout=timeout,
+                       logger=logger)
+    git_uri = _git_uri(scm)
+    git.run('init', '-q', what='git init')
+    git.run('remote', 'add', 'origin', git_uri, what='git remote add')
+    if sparse:
+        prefix = '/%s/' % module if module else '/'
+        with open(os.path.join(repodir, '.git', 'info', 'sparse-checkout'), 'w') as handle:
+            handle.write(''.join(prefix + name + '\n' for name in CHECK_FILES))
+        git.run('config', 'core.sparseCheckout', 'true', what='git config')
+    commit = _fetch_commit(git, ref, partial=sparse, what=_redact(scm_url, git.secrets))
+    git.run('checkout', '-q', '--detach', commit, what='git checkout of %s' % commit)
+    srcdir = _inside(repodir, module, 'the subdirectory %r' % module)
+    if not os.path.isdir(srcdir):
+        raise SourceError('The subdirectory %r does not exist in %s at commit %s'
+                          % (module, _redact(scm.url, git.secrets), commit))
+    dockerfile_path = _regular_file(srcdir, DOCKERFILE)
+    if dockerfile_path is None and not flatpak:
+        raise SourceError('No Dockerfile in %s at commit %s%s'
+                          % (_redact(scm.url, git.secrets), commit,
+                             ' (subdirectory %r)' % module if module else ''))
+    source = _redact(scm_url.rsplit('#', 1)[0] + '#' + commit, git.secrets)
+    if logger is not None:
+        logger.info('Fetched %s (%s)', source, 'check files only' if sparse else 'full tree')
+    return SourceCheckout(srcdir=srcdir, commit=commit, url=scm_url, source=source,
+                          dockerfile_path=dockerfile_path, repodir=repodir, git_uri=git_uri,
+                          module=module, complete=not sparse)
+
+
+def _fresh_dir(path):
+    # A re-run of the same task id reuses the work directory: start clean.
+    if os.path.lexists(path):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    os.makedirs(path)
+
+
+def _attempts(partial):
+    if partial:
+        return (('--depth=1', '--filter=blob:none'), ('--depth=1',), ())
+    return (('--depth=1',), ())
+
+
+def _is_not_found(stderr):
+    lowered = stderr.lower()
+    return any(marker in lowered for marker in _NOT_FOUND)
+
+
+def _try_fetch(git, ref, partial):
+    """Fetch `ref` as cheaply as the server allows; return (ok, stderr)."""
+    stderr = ''
+    for flags in _attempts(partial):
+        rc, _, stderr = git.run(*(('fetch', '--no-tags') + flags + ('origin', ref)),
+                                check=False)
+        if rc == 0:
+            return True, stderr
+        lowered = stderr.lower()
+        if _is_not_found(stderr) or any(m in lowered for m in _UNREACHABLE):
+            # Not a capability problem: a plainer fetch would fail the same way.
+            return False, stderr
+    return False, stderr
+
+
+def _fetch_all(git, partial):
+    """Every branch and tag, commits only when the server can filter (abbreviated sha)."""
+    flags = ('--filter=tree:0',) if partial else ()
+    git.run(*(('fetch', '--no-tags') + flags +
+              ('origin', '+refs/heads/*:refs/remotes/origin/*', '+refs/tags/*:refs/tags/*')),
+            what='git fetch of all branches and tags')
+
+
+def _rev_parse(git, expr):
+    rc, out, _ = git.run('rev-parse', '--verify', '--quiet', expr, check=False)
+    sha = out.strip()
+    return sha if rc == 0 and _FULL_SHA.match(sha) else None
+
+
+def _fetch_commit(git, ref, partial, what):
+    if _FULL_SHA.match(ref):
+        ok, stderr = _try_fetch(git, ref, partial)
+        if not ok and not _is_not_found(stderr):
+            raise SourceError('Fetching %s failed: %s' % (what, gitfetch.summarize(stderr)))
+        if not ok:
+            # Servers that refuse unadvertised objects: look through all branches/tags.
+            _fetch_all(git, partial)
+        sha = _rev_parse(git, ref + '^{commit}')
+        if sha is None:
+            raise SourceError('Commit %s was not found in %s' % (ref, what))
+        return sha
+    ok, stderr = _try_fetch(git, ref, partial)
+    if ok:
+        sha = _rev_parse(git, 'FETCH_HEAD^{commit}')
+        if sha is None:
+            raise SourceError('Revision %r of %s is not a commit' % (ref, what))
+        return sha
+    if not _is_not_found(stderr):
+        raise SourceError('Fetching %s failed: %s' % (what, gitfetch.summarize(stderr)))
+    if not _ABBREV_SHA.match(ref):
+        raise SourceError('Revision %r was not found in %s (no such branch or tag)'
+                          % (ref, what))
+    # An abbreviated commit id: servers only answer full ids, so resolve it locally.
+    _fetch_all(git, partial)
+    rc, out, err = git.run('rev-parse', '--verify', '--quiet', ref + '^{commit}',
+                           check=False)
+    sha = out.strip()
+    if rc != 0 or not _FULL_SHA.match(sha):
+        if 'ambiguous' in err:
+            raise SourceError('Abbreviated commit %r is ambiguous in %s: use more digits'
+                              % (ref, what))
+        raise SourceError('Revision %r was not found in %s (no branch, tag or commit)'
+                          % (ref, what))
+    # Trees and blobs of just that commit in one go, instead of lazily one by one.
+    _try_fetch(git, sha, partial)
+    return sha
+
+
+# ------------------------------------------------------------------ reading files
+
+def _inside(root, relpath, what):
+    """root/relpath, refusing anything that resolves outside root (symlinks)."""
+    path = os.path.join(root, relpath) if relpath else root
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if real != real_root and not real.startswith(real_root + os.sep):
+        raise SourceError('%s leaves the repository (symbolic link)' % what)
+    return path
+
+
+def _regular_file(directory, name):
+    """Path of `name` in `directory` if it is a regular file; None if absent."""
+    path = os.path.join(directory, name)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SourceError('Cannot read %s: %s' % (name, exc.strerror))
+    if stat.S_ISLNK(info.st_mode):
+        raise SourceError('%s is a symbolic link; it must be a regular file' % name)
+    if not stat.S_ISREG(info.st_mode):
+        raise SourceError('%s is not a regular file' % name)
+    return path
+
+
+def read_file(path, limit, what=None):
+    """Bytes of a regular file (not following symlinks), at most `limit` bytes."""
+    what = what or os.path.basename(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SourceError('%s is a symbolic link; it must be a regular file' % what)
+        raise SourceError('Cannot read %s: %s' % (what, exc.strerror))
+    with os.fdopen(fd, 'rb') as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise SourceError('%s is not a regular file' % what)
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise SourceError('%s is larger than %d bytes' % (what, limit))
+    return data
+
+
+def read_labels(dockerfile_path, overrides=None, build_args=None):
+    """Labels of the final stage after ENV/ARG expansion, then `overrides` applied on top.
+
+    build_args: values for ARG instructions (like `--build-arg`).
+    """
+    data = read_file(dockerfile_path, dockerfile.MAX_DOCKERFILE, 'Dockerfile')
+    labels = dockerfile.parse(data, build_args=build_args).labels
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            labels[key] = value
+    return labels
+
+
+def read_container_yaml(srcdir):
+    """container.yaml as a dict ({} when absent)."""
+    path = _regular_file(srcdir, CONTAINER_YAML)
+    if path is None:
+        return {}
+    data = read_file(path, MAX_SMALL_FILE, CONTAINER_YAML)
+    try:
+        import yaml
+    except ImportError:
+        raise ConfigError('PyYAML is not installed on this builder; it is needed to read '
+                          'container.yaml')
+    try:
+        value = yaml.safe_load(data)
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        raise SourceError('container.yaml is not valid YAML: %s' % _first_line(exc))
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SourceError('container.yaml must hold a mapping at the top level')
+    return value
+
+
+def _first_line(exc):
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+def read_additional_tags(srcdir, container_yaml=None):
+    """Extra tags: container.yaml `tags:` if it has any, else the additional-tags file.
+
+    Returns the tags in file order without duplicates (length and characters are checked
+    by check_tag_lengths and split_valid_tags).
+    """
+    if container_yaml is None:
+        container_yaml = read_container_yaml(srcdir)
+    yaml_tags = container_yaml.get('tags') if isinstance(container_yaml, dict) else None
+    if yaml_tags:
+        if not isinstance(yaml_tags, list) or not all(isinstance(t, str) for t in yaml_tags):
+            raise SourceError('container.yaml "tags" must be a list of strings')
+        raw = yaml_tags
+    else:
+        path = _regular_file(srcdir, ADDITIONAL_TAGS)
+        if path is None:
+            return []
+        data = read_file(path, MAX_SMALL_FILE, ADDITIONAL_TAGS)
+        try:
+            raw = data.decode('utf-8').splitlines()
+        except UnicodeDecodeError:
+            raise SourceError('%s is not valid UTF-8' % ADDITIONAL_TAGS)
+    tags = []
+    for item in raw:
+        tag = item.strip()
+        if tag and tag not in tags:
+            tags.append(tag)
+    return tags
+
+
+def check_tag_lengths(version, release, tags):
+    """Reject `<version>-<release>` or any additional tag over the 128-character tag limit."""
+    if version and release:
+        primary = '%s-%s' % (version, release)
+        if len(primary) > MAX_TAG:
+            raise SourceError('The version-release %r is %d characters long; image tags may '
+                              'have at most %d' % (primary[:40] + '...', len(primary), MAX_TAG))
+    too_long = [t for t in tags if len(t) > MAX_TAG]
+    if too_long:
+        raise SourceError('Additional tag%s longer than %d characters: %s'
+                          % ('s' if len(too_long) > 1 else '', MAX_TAG,
+                             ', '.join(repr(t[:40] + '...') for t in too_long[:5])))
+
+
+def split_valid_tags(tags):
+    """(valid, invalid): tags a registry accepts without '-' (as OSBS, invalid are dropped)."""
+    valid = [t for t in tags if _TAG_RE.match(t)]
+    invalid = [t for t in tags if not _TAG_RE.match(t)]
+    return valid, invalid
+
+
+# ------------------------------------------------------------------ identity
+
+def _label(labels, names):
+    for name in names:
+        value = labels.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def image_identity(labels, release_override=None, flatpak=False, container_yaml=None):
+    """ImageIdentity from Dockerfile labels (or container.yaml for flatpaks).
+
+    Missing required labels give one SourceError listing each with its alternatives;
+    values are checked against Koji's NVR rules and the registry naming rules.
+    """
+    labels = labels or {}
+    found = dict((key, _label(labels, names)) for key, names in LABELS)
+    if flatpak:
+        found = _flatpak_identity(found, container_yaml or {})
+    else:
+        missing = [key for key in REQUIRED if not found[key]]
+        if missing:
+            names = dict(LABELS)
+            raise SourceError('Required Dockerfile label%s missing: %s' % (
+                's are' if len(missing) > 1 else ' is',
+                '; '.join('%s (label %s)' % (key, ' or '.join(repr(n) for n in names[key]))
+                          for key in missing)))
+    if release_override:
+        found['release'] = release_override
+    _check_identity(found)
+    return ImageIdentity(found['component'], found['name'], found['version'],
+                         found['release'])
+
+
+def _flatpak_identity(found, container_yaml):
+    """Flatpak: container.yaml `flatpak: {component, name}`, else the first module."""
+    flatpak = container_yaml.get('flatpak') if isinstance(container_yaml, dict) else None
+    flatpak = flatpak if isinstance(flatpak, dict) else {}
+    modules = ((container_yaml.get('compose') or {}) if isinstance(container_yaml, dict)
+               else {})
+    modules = modules.get('modules') if isinstance(modules, dict) else None
+    module_name = stream = None
+    if isinstance(modules, list) and modules and isinstance(modules[0], str):
+        parts = modules[0].split(':')
+        module_name = parts[0] or None
+        stream = parts[1] if len(parts) > 1 and parts[1] else None
+    result = dict(found)
+    for key in ('component', 'name'):
+        value = flatpak.get(key)
+        if isinstance(value, str) and value.strip():
+            result[key] = value.strip()
+        elif not result[key]:
+            result[key] = module_name
+    if not result['name']:
+        result['name'] = result['component']
+    if not result['version'] and stream:
+        result['version'] = stream.replace('-', '_')
+    missing = [key for key in REQUIRED if not result[key]]
+    if missing:
+        raise SourceError('Flatpak build: cannot tell the %s; set "flatpak: {component: ..., '
+                          'name: ...}" and "compose: {modules: [name:stream]}" in %s'
+                          % (', '.join(missing), CONTAINER_YAML))
+    return result
+
+
+def _check_identity(found):
+    component, name = found['component'], found['name']
+    version, release = found['version'], found['release']
+    if len(component) > MAX_NAME or not _COMPONENT_RE.match(component):
+        raise SourceError('Invalid component %r: use letters, digits and "_.+-" (at most %d)'
+                          % (component[:80], MAX_NAME))
+    for key, value in (('version', version), ('release', release)):
+        if value is not None and '-' in value:
+            raise SourceError('Invalid %s %r: the "-" character is not allowed in the %s'
+                              % (key, value[:80], key))
+    if not _VERSION_RE.match(version):
+        raise SourceError('Invalid version %r: use letters, digits, "_" and "." (it is part '
+                          'of an image tag)' % (version[:80],))
+    if release is not None and not re.match(options_model.RELEASE_PATTERN, release):
+        raise SourceError('Invalid release %r: it must start with a digit and be '
+                          'alphanumeric groups joined by "." or "_"' % (release[:80],))
+    if len(name) > MAX_NAME or not _NAME_RE.match(name):
+        raise SourceError('Invalid name %r: a registry repository name (lowercase letters, '
+                          'digits, separators "._-", "/" between parts)' % (name[:80],))
+    if '/' in name and '.' in name.split('/', 1)[0]:
+        raise SourceError('Invalid name %r: the first part must not contain "." (it would '
+                          'be read as a registry host)' % (name[:80],))
+    if release is not None:
+        try:
+            koji.check_NVR({'name': component, 'version': version, 'release': release},
+                           strict=True)
+        except koji.GenericError as exc:
+            raise SourceError('Invalid NVR: %s' % exc)
