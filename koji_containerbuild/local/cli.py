@@ -1,0 +1,326 @@
+"""`koji-containerbuild build`: build an image like a Koji builder would, on this machine.
+
+Runs the same checks and the same per-arch pipeline as the native Koji backend (labels
+and NVR, buildah build with the Koji labels, push by unique tag, manifest list, RPM
+components) and writes into the output directory exactly the content-generator metadata
+the builder would import, with its placeholder archives and logs, plus summary.json.
+"""
+
+import argparse
+import getpass
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+
+import koji
+
+from koji_containerbuild import buildah, cg, native_build, source
+from koji_containerbuild.errors import ConfigError, OptionError, SourceError
+from koji_containerbuild.options import RELEASE_PATTERN, URL_PATTERN
+from koji_containerbuild.registry import Registry, check_repository
+
+PROG = 'koji-containerbuild'
+LOOPBACK = ('127.', 'localhost', '[::1]')
+
+
+class LocalOptions(object):
+    """kojid-like options for source.fetch_full_tree: any git repository is allowed locally."""
+    allowed_scms = '*:*'
+    allowed_scms_use_config = True
+    allowed_scms_use_policy = False
+    allow_password_in_scm_url = False
+
+
+def parser():
+    top = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n\n')[0])
+    sub = top.add_subparsers(dest='command', metavar='COMMAND')
+    sub.required = True
+    build = sub.add_parser('build', help='build an image from a directory or git_url#ref',
+                           description='Build a container image with the Koji native '
+                                       'pipeline and write its Koji metadata.')
+    build.add_argument('source', metavar='SOURCE',
+                       help='directory with a Dockerfile, or git_url#ref (git://, git+https://'
+                            ', ...; optional ?subdir before #)')
+    build.add_argument('--arch', action='append', dest='arches', metavar='ARCH',
+                       help='Koji arch to build (repeatable; default: this host\'s arch)')
+    build.add_argument('--registry', metavar='URL',
+                       help='registry to push to: https://host[:port], or http://127.0.0.1:PORT '
+                            'for a local plain-HTTP registry')
+    build.add_argument('--tls-verify', dest='tls_verify', action='store_true', default=True,
+                       help='verify the registry TLS certificate (default)')
+    build.add_argument('--no-tls-verify', dest='tls_verify', action='store_false',
+                       help='do not verify the registry certificate (loopback registries only)')
+    build.add_argument('--authfile', metavar='FILE',
+                       help='docker-style auth file with the registry credentials')
+    build.add_argument('--release', metavar='R', help='release, overriding the release label')
+    build.add_argument('--scratch', action='store_true',
+                       help='push under the unique tag only (no version-release/latest tags)')
+    build.add_argument('--output-dir', metavar='DIR',
+                       help='where metadata.json, logs and summary.json go '
+                            '(default: ./koji-containerbuild-output/<NVR>)')
+    build.add_argument('--repo-url', action='append', dest='repo_urls', metavar='URL',
+                       default=[], help='URL of a .repo file to use in RUN steps (repeatable)')
+    build.add_argument('--git-branch', metavar='B',
+                       help='branch the commit is on (recorded like Koji\'s git_branch)')
+    build.add_argument('--target', default='local', metavar='NAME',
+                       help='name used in the unique tag (Koji uses the build target)')
+    build.add_argument('--storage-root', metavar='DIR',
+                       help='buildah storage root to use and keep (default: a temporary '
+                            'one, removed afterwards)')
+    build.add_argument('--storage-driver', default='overlay', choices=buildah.DRIVERS,
+                       help='buildah storage driver (default: overlay)')
+    build.add_argument('--isolation', default='chroot', choices=buildah.ISOLATIONS,
+                       help='buildah isolation for RUN steps (default: chroot)')
+    build.add_argument('--network', default='host',
+                       help='network for RUN steps (host with chroot isolation)')
+    build.add_argument('-q', '--quiet', action='store_true', help='do not echo build output')
+    return top
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        return run_build(args)
+    except koji.GenericError as exc:
+        sys.stderr.write('%s: error: %s\n' % (PROG, buildah.scrub(str(exc))))
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write('%s: interrupted\n' % PROG)
+        return 130
+
+
+def _check_args(args):
+    if args.release is not None:
+        if not re.match(RELEASE_PATTERN, args.release):
+            raise OptionError('Invalid --release %r: it must start with a digit and be '
+                              'alphanumeric groups joined by "." or "_"' % args.release)
+    for url in args.repo_urls:
+        if not re.match(URL_PATTERN, url):
+            raise OptionError('Invalid --repo-url %r: an http(s) or ftp URL is required' % url)
+    if args.authfile and not os.path.isfile(args.authfile):
+        raise ConfigError('--authfile %s does not exist' % args.authfile)
+    if (args.authfile or not args.tls_verify) and not args.registry:
+        raise OptionError('--authfile and --no-tls-verify need --registry')
+    arches = []
+    for arch in args.arches or [os.uname().machine]:
+        canon = koji.canonArch(arch)
+        buildah.goarch(canon)
+        if canon not in arches:
+            arches.append(canon)
+    return arches
+
+
+def _registry(args):
+    if not args.registry:
+        return None
+    registry = Registry(args.registry, tls_verify=args.tls_verify,
+                        credentials_file=args.authfile)
+    loopback = registry.host.startswith(LOOPBACK)
+    if (registry.scheme == 'http' or not args.tls_verify) and not loopback:
+        raise ConfigError('Refusing plain HTTP or unverified TLS for %s: only loopback '
+                          'registries may skip TLS verification' % registry.host)
+    # buildah talks plain HTTP only with TLS verification off.
+    registry.tls_verify = registry.tls_verify and registry.scheme == 'https'
+    return registry
+
+
+def _get_source(args, workdir):
+    """(srcdir, source string for the metadata, vcs_url, commit)."""
+    spec = args.source
+    if os.path.isdir(spec):
+        srcdir = os.path.abspath(spec)
+        if not os.path.isfile(os.path.join(srcdir, source.DOCKERFILE)):
+            raise SourceError('No Dockerfile in %s' % srcdir)
+        top, commit = _git_facts(srcdir)
+        if top:
+            rel = os.path.relpath(srcdir, top)
+            url = 'git+file://%s' % top
+            src = '%s%s#%s' % (url, '' if rel == '.' else '?' + rel, commit)
+            return srcdir, src, url, commit
+        return srcdir, 'file://%s#local' % srcdir, None, None
+    if '#' not in spec:
+        raise SourceError('SOURCE %r is neither a directory nor a git_url#ref' % spec)
+    checkout = source.fetch_full_tree(spec, workdir, LocalOptions())
+    return checkout.srcdir, checkout.source, checkout.source.rsplit('#', 1)[0], \
+        checkout.commit
+
+
+def _git_facts(path):
+    """(work tree top, HEAD sha) when `path` is inside a git work tree, else (None, None)."""
+    import subprocess
+    try:
+        out = subprocess.run(['git', '-C', path, 'rev-parse', '--show-toplevel', 'HEAD'],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None, None
+    lines = out.stdout.decode().split()
+    return (lines[0], lines[1]) if len(lines) == 2 else (None, None)
+
+
+class _Logs(object):
+    """Per-arch log files in <output>/logs, echoed to the terminal unless quiet."""
+
+    def __init__(self, directory, quiet):
+        self.directory = directory
+        self.quiet = quiet
+        self.files = {}
+        os.makedirs(directory, exist_ok=True)
+
+    def writer(self, name):
+        handle = self.files.get(name)
+        if handle is None:
+            handle = open(os.path.join(self.directory, name), 'w')
+            self.files[name] = handle
+
+        def write(line):
+            handle.write(line + '\n')
+            handle.flush()
+            if not self.quiet:
+                sys.stdout.write(line + '\n')
+                sys.stdout.flush()
+        return write
+
+    def close(self):
+        for handle in self.files.values():
+            handle.close()
+
+    def paths(self):
+        return [(os.path.join(self.directory, n), n) for n in sorted(self.files)]
+
+
+def run_build(args):
+    arches = _check_args(args)
+    registry = _registry(args)
+    start = time.time()
+    workdir = tempfile.mkdtemp(prefix='kcb-local-')
+    storage = None
+    logs = None
+    try:
+        srcdir, src, vcs_url, commit = _get_source(args, workdir)
+        dockerfile_path = os.path.join(srcdir, source.DOCKERFILE)
+        labels = source.read_labels(dockerfile_path)
+        identity = source.image_identity(labels, release_override=args.release)
+        if not identity.release:
+            raise SourceError('No release: set a "release" label in the Dockerfile or pass '
+                              '--release (the local command has no Koji to pick one)')
+        extra_tags, dropped = source.split_valid_tags(source.read_additional_tags(srcdir))
+        source.check_tag_lengths(identity.version, identity.release, extra_tags)
+        check_repository(identity.name)
+        output = os.path.abspath(args.output_dir or os.path.join(
+            'koji-containerbuild-output', identity.nvr))
+        os.makedirs(output, exist_ok=True)
+        logs = _Logs(os.path.join(output, 'logs'), args.quiet)
+        if args.storage_root:
+            storage = buildah.Storage(args.storage_root, None, args.storage_driver)
+        else:
+            storage = buildah.Storage.temporary(workdir, args.storage_driver)
+        settings = {'storage': storage, 'isolation': args.isolation, 'network': args.network,
+                    'pull': 'missing', 'image_dir': os.path.join(output, 'images')}
+        repo_files = _fetch_repo_files(args.repo_urls, workdir)
+        unique = cg.unique_tag(args.target)
+        results = []
+        for arch in arches:
+            log = logs.writer('%s.log' % arch)
+            log('== %s: building %s for %s' % (PROG, identity.nvr, arch))
+            labels_extra = native_build.koji_labels(identity, arch, vcs_url=vcs_url,
+                                                    vcs_ref=commit)
+            results.append(native_build.build_arch(
+                srcdir, source.DOCKERFILE, arch, identity, labels_extra, repo_files, registry,
+                identity.name, unique, os.path.join(workdir, arch), log, settings))
+        tags = cg.tag_plan(identity, scratch=args.scratch, additional_tags=extra_tags,
+                           unique=unique)
+        index = None
+        if registry is not None:
+            index = cg.publish_manifest_list(registry, identity.name, results, tags,
+                                             log_line=logs.writer('%s.log' % arches[0]),
+                                             scratch=args.scratch)
+        logs.close()
+        parent = results[0]
+        metadata = cg.build_metadata(
+            identity, src, getpass.getuser(), None, start, time.time(), results, index=index,
+            logs=logs.paths(), yum_repourls=args.repo_urls or None,
+            parent_image_builds=dict((k, None) for k in parent['parent_pullspecs'].values()))
+        cg.write_import_dir(os.path.join(output, 'import'), metadata, results, logs.paths())
+        summary = _summary(identity, src, results, index, tags, output, dropped, args)
+        with open(os.path.join(output, 'metadata.json'), 'w') as f:
+            f.write(cg.dumps(metadata))
+        with open(os.path.join(output, 'summary.json'), 'w') as f:
+            json.dump(summary, f, indent=2, sort_keys=True)
+            f.write('\n')
+        _print_summary(summary)
+        return 0
+    finally:
+        if logs is not None:
+            logs.close()
+        if storage is not None and storage.owned:
+            storage.destroy()
+        elif storage is not None:
+            storage.run(['rm', '--all'], check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _fetch_repo_files(urls, workdir):
+    """Download the --repo-url .repo files (small text files) into workdir."""
+    if not urls:
+        return []
+    import requests
+    paths = []
+    for number, url in enumerate(urls):
+        try:
+            resp = requests.get(url, timeout=60)
+            resp.raise_for_status()
+        except requests.exceptions.RequestException as exc:
+            raise SourceError('Cannot fetch --repo-url %s: %s' % (url, buildah.scrub(str(exc))))
+        path = os.path.join(workdir, 'repo-%d.repo' % number)
+        with open(path, 'wb') as f:
+            f.write(resp.content[:1024 * 1024])
+        paths.append(path)
+    return paths
+
+
+def _summary(identity, src, results, index, tags, output, dropped, args):
+    return {
+        'nvr': identity.nvr,
+        'name': identity.name,
+        'source': src,
+        'git_branch': args.git_branch,
+        'scratch': bool(args.scratch),
+        'output_dir': output,
+        'metadata': os.path.join(output, 'metadata.json'),
+        'import_dir': os.path.join(output, 'import'),
+        'pull_specs': (index or {}).get('pull', []),
+        'tags': tags if index else {},
+        'manifest_list_digest': list((index or {}).get('digests', {}).values())[:1] or None,
+        'dropped_tags': dropped,
+        'arches': [{
+            'arch': r['arch'], 'image_id': r['image_id'],
+            'manifest_digest': r['manifest_digest'], 'repositories': r['repositories'],
+            'image_dir': r['image_dir'], 'rpm_count': len(r['components']),
+            'parent_id': r['parent_id'], 'log': os.path.join(output, 'logs', r['log_file']),
+        } for r in results],
+    }
+
+
+def _print_summary(summary):
+    out = sys.stdout
+    out.write('\nBuilt %s (%s)\n' % (summary['nvr'], summary['source']))
+    for arch in summary['arches']:
+        out.write('  %-8s image %s\n' % (arch['arch'], arch['image_id']))
+        out.write('  %-8s manifest %s, %d RPMs\n' % ('', arch['manifest_digest'],
+                                                     arch['rpm_count']))
+        if arch['image_dir']:
+            out.write('  %-8s saved in %s (no --registry given)\n' % ('', arch['image_dir']))
+    for spec in summary['pull_specs']:
+        out.write('  pull: %s\n' % spec)
+    out.write('  metadata: %s\n' % summary['metadata'])
+    out.write('  summary:  %s\n' % os.path.join(summary['output_dir'], 'summary.json'))
+    if summary['dropped_tags']:
+        out.write('  dropped invalid additional tags: %s\n' % ', '.join(summary['dropped_tags']))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

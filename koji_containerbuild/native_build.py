@@ -1,0 +1,381 @@
+"""One architecture of a native image build: Dockerfile in, pushed image + facts out.
+
+build_arch() is what the Koji `createContainer` task and the local command both run:
+pin the parent images, buildah build with the Koji labels, push by the unique arch tag
+(v2s2), then collect what the content-generator metadata needs (config, digests, layer
+sizes, RPM components, parent config digest). The result is a JSON-safe dict.
+
+Parent images: a FROM without a registry host (e.g. `FROM acme/base:1.0-1`), or one on
+the build registry, is resolved in the build registry and pinned by digest for the
+arch being built, as OSBS does with its source registry. Other FROM images are pulled
+as written.
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import time
+
+import koji_containerbuild
+from koji_containerbuild import buildah, rpmdb
+from koji_containerbuild.errors import BackendError, SourceError
+from koji_containerbuild.registry import MEDIA_V2S2, check_repository
+
+# The settings build_arch understands, with the defaults used when a key is missing.
+# network/isolation: chroot isolation runs RUN steps without a container runtime and
+# shares the host network (see docs/native.md for the trade-offs).
+DEFAULT_SETTINGS = {
+    'network': 'host',
+    'isolation': 'chroot',
+    'pull': 'missing',
+    'storage_root': None,
+    'storage_runroot': None,
+    'storage_driver': None,
+    'keep_image': False,
+    'build_host': None,
+    'image_dir': None,
+}
+# Pull policy names (config) -> buildah 1.28's --pull values.
+PULL_VALUES = {'always': 'always', 'missing': 'false', 'never': 'never', 'newer': 'true'}
+MAX_FROM = 64
+
+
+def settings_with_defaults(settings):
+    merged = dict(DEFAULT_SETTINGS)
+    merged.update(settings or {})
+    if merged['pull'] not in PULL_VALUES:
+        raise BackendError('Unknown pull policy %r (use one of %s)'
+                           % (merged['pull'], ', '.join(sorted(PULL_VALUES))))
+    return merged
+
+
+def storage_from_settings(settings):
+    """The buildah Storage to use: settings['storage'] if given, else the configured paths."""
+    if settings.get('storage') is not None:
+        return settings['storage']
+    return buildah.Storage(settings.get('storage_root'), settings.get('storage_runroot'),
+                           settings.get('storage_driver'))
+
+
+def _ident(identity, key):
+    if isinstance(identity, dict):
+        return identity[key]
+    return getattr(identity, key)
+
+
+def koji_labels(identity, arch, vcs_url=None, vcs_ref=None, build_host=None, build_date=None):
+    """The labels every Koji-built image carries (added with --label)."""
+    labels = {
+        'com.redhat.component': _ident(identity, 'component'),
+        'name': _ident(identity, 'name'),
+        'version': _ident(identity, 'version'),
+        'release': _ident(identity, 'release'),
+        'architecture': arch,
+        'build-date': build_date or time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+        'com.redhat.build-host': build_host or socket.gethostname(),
+    }
+    if vcs_url:
+        labels['vcs-url'] = vcs_url
+        labels['vcs-type'] = 'git'
+    if vcs_ref:
+        labels['vcs-ref'] = vcs_ref
+    return labels
+
+
+# ------------------------------------------------------------------ FROM lines
+
+def _instructions(lines):
+    """[(first_index, last_index, text)] of logical Dockerfile instructions."""
+    result = []
+    start = None
+    parts = []
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if start is None:
+            if not stripped or stripped.startswith('#'):
+                continue
+            start = index
+        elif stripped.startswith('#'):
+            continue
+        if stripped.endswith('\\'):
+            parts.append(stripped[:-1])
+            continue
+        parts.append(stripped)
+        result.append((start, index, ' '.join(p.strip() for p in parts).strip()))
+        start = None
+        parts = []
+    if start is not None:
+        result.append((start, len(lines) - 1, ' '.join(p.strip() for p in parts).strip()))
+    return result
+
+
+def _expand(word, args):
+    def repl(match):
+        name = match.group(1) or match.group(2)
+        return args.get(name, '')
+    return re.sub(r'\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)', repl, word)
+
+
+def from_instructions(text, build_args=None):
+    """[{first, last, image, flags, alias}] for every FROM, images ARG-expanded.
+
+    Only global ARGs (before the first FROM) apply to FROM, as in docker/buildah.
+    """
+    lines = text.splitlines()
+    args = {}
+    result = []
+    for first, last, instr in _instructions(lines):
+        words = instr.split()
+        keyword = words[0].upper()
+        if keyword == 'ARG' and not result:
+            for word in words[1:]:
+                name, sep, value = word.partition('=')
+                args[name] = (build_args or {}).get(name, value.strip('"\'') if sep else '')
+        elif keyword == 'FROM':
+            flags = [w for w in words[1:] if w.startswith('--')]
+            rest = [w for w in words[1:] if not w.startswith('--')]
+            if not rest or not (len(rest) == 1 or (len(rest) == 3 and rest[1].lower() == 'as')):
+                raise SourceError('Dockerfile line %d: FROM takes "image [AS name]"'
+                                  % (first + 1))
+            result.append({'first': first, 'last': last, 'image': _expand(rest[0], args),
+                           'flags': flags, 'alias': rest[2].lower() if len(rest) == 3 else None})
+            if len(result) > MAX_FROM:
+                raise SourceError('Dockerfile has more than %d FROM lines' % MAX_FROM)
+    if not result:
+        raise SourceError('Dockerfile has no FROM instruction')
+    return result
+
+
+def parent_images(froms):
+    """The FROM values as written (expanded), stage references left out, in order."""
+    aliases = set()
+    result = []
+    for entry in froms:
+        if entry['image'].lower() not in aliases:
+            result.append(entry['image'])
+        if entry['alias']:
+            aliases.add(entry['alias'])
+    return result
+
+
+def split_image(ref):
+    """(registry host or None, repository, tag or None, digest or None) of an image ref."""
+    rest = ref
+    digest = None
+    if '@' in rest:
+        rest, digest = rest.split('@', 1)
+    host = None
+    first, sep, remainder = rest.partition('/')
+    if sep and ('.' in first or ':' in first or first == 'localhost'):
+        host, rest = first, remainder
+    tag = None
+    if ':' in rest.rsplit('/', 1)[-1]:
+        rest, tag = rest.rsplit(':', 1)
+    return host, rest, tag, digest
+
+
+def resolve_parents(froms, registry, arch):
+    """Pin FROM images that live in the build registry.
+
+    Returns {from value: {'pullspec': host/repo@digest, 'tag_pullspec': host/repo:tag,
+    'manifest_digest', 'config_digest'}} for the images resolved in `registry`.
+    """
+    resolved = {}
+    for image in parent_images(froms):
+        if image == 'scratch':
+            continue
+        host, repo, tag, digest = split_image(image)
+        if host is not None and (registry is None or host != registry.host):
+            continue
+        if registry is None:
+            raise SourceError('FROM %s names no registry: give a registry to build against'
+                              % image)
+        try:
+            check_repository(repo)
+        except BackendError:
+            raise SourceError('FROM %s: invalid repository name %r' % (image, repo))
+        ref = digest or tag or 'latest'
+        manifest_digest, manifest = registry.arch_manifest(repo, ref, buildah.goarch(arch))
+        resolved[image] = {
+            'pullspec': registry.pullspec(repo, manifest_digest),
+            'tag_pullspec': registry.pullspec(repo, tag or 'latest') if not digest
+            else registry.pullspec(repo, digest),
+            'manifest_digest': manifest_digest,
+            'config_digest': manifest['config']['digest'],
+        }
+    return resolved
+
+
+def pinned_dockerfile(text, froms, resolved):
+    """Dockerfile text with resolved FROM lines replaced by their by-digest pull specs."""
+    lines = text.splitlines()
+    for entry in reversed(froms):
+        pin = resolved.get(entry['image'])
+        if not pin:
+            continue
+        words = ['FROM'] + entry['flags'] + [pin['pullspec']]
+        if entry['alias']:
+            words += ['AS', entry['alias']]
+        lines[entry['first']:entry['last'] + 1] = [' '.join(words)]
+    return '\n'.join(lines) + '\n'
+
+
+# ------------------------------------------------------------------ the build
+
+def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, registry,
+               repository, unique_tag, workdir, log_line, settings=None, build_args=None):
+    """Build, push and describe one arch. Returns the ArchResult dict (JSON-safe).
+
+    registry: a registry.Registry, or None to keep the image as a `dir:` layout in
+    settings["image_dir"] or `workdir` (local builds without a registry).
+    repository: the registry repository
+    (the `name` label, after any namespace rule). labels_extra: extra labels, usually
+    koji_labels(...); every label here overrides the Dockerfile's.
+    """
+    settings = settings_with_defaults(settings)
+    storage = storage_from_settings(settings)
+    check_repository(repository)
+    arch_tag = '%s-%s' % (unique_tag, arch)
+    os.makedirs(workdir, exist_ok=True)
+    dockerfile_path = os.path.join(srcdir, dockerfile)
+    try:
+        with open(dockerfile_path, 'rb') as f:
+            text = f.read().decode('utf-8')
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError('Cannot read %s: %s' % (dockerfile, getattr(exc, 'strerror', exc)))
+    froms = from_instructions(text, build_args)
+    parents = parent_images(froms)
+    log_line('Resolving parent images for %s: %s' % (arch, ', '.join(parents)))
+    resolved = resolve_parents(froms, registry, arch)
+    build_file = os.path.join(workdir, 'Dockerfile.%s' % arch)
+    with open(build_file, 'w') as f:
+        f.write(pinned_dockerfile(text, froms, resolved))
+    tls_verify = registry.tls_verify if registry is not None else True
+    authfile = registry.credentials_file if registry is not None else None
+    started = time.time()
+    image_id = buildah.build_image(
+        srcdir, build_file, arch, dict(labels_extra or {}), repo_files, workdir, log_line,
+        network=settings['network'], isolation=settings['isolation'],
+        pull=PULL_VALUES[settings['pull']], storage=storage, tls_verify=tls_verify,
+        authfile=authfile, build_args=build_args)
+    try:
+        return _describe(image_id, arch, arch_tag, froms, parents, resolved, registry,
+                         repository, workdir, log_line, storage, settings, started)
+    finally:
+        if not settings.get('keep_image'):
+            buildah.remove_image(image_id, storage)
+
+
+def _describe(image_id, arch, arch_tag, froms, parents, resolved, registry, repository,
+              workdir, log_line, storage, settings, started):
+    if registry is not None:
+        dest = 'docker://%s' % registry.pullspec(repository, arch_tag)
+    else:
+        image_dir = settings.get('image_dir') or workdir
+        os.makedirs(image_dir, exist_ok=True)
+        dest = 'dir:%s' % os.path.join(image_dir, 'image-%s' % arch)
+        if os.path.exists(dest[len('dir:'):]):
+            shutil.rmtree(dest[len('dir:'):])
+    log_line('Pushing %s to %s' % (image_id, dest))
+    manifest_digest = buildah.push_image(
+        image_id, dest, workdir, log_line, storage=storage,
+        tls_verify=registry.tls_verify if registry is not None else True,
+        authfile=registry.credentials_file if registry is not None else None)
+    manifest_bytes, config_bytes = _read_pushed(registry, repository, manifest_digest,
+                                                dest, workdir)
+    manifest = json.loads(manifest_bytes)
+    if manifest['config']['digest'] != image_id:
+        raise BackendError('Pushed image config %s differs from the built image %s'
+                           % (manifest['config']['digest'], image_id))
+    config = json.loads(config_bytes)
+    config.pop('container_config', None)
+    diff_ids = list((config.get('rootfs') or {}).get('diff_ids') or [])
+    sizes = buildah.layer_sizes(set(diff_ids), storage)
+    missing = [d for d in diff_ids if d not in sizes]
+    if missing:
+        raise BackendError('Cannot find the size of layers %s in buildah storage'
+                           % ', '.join(missing))
+    with buildah.MountedImage(image_id, storage) as rootfs:
+        components = rpmdb.rpm_components(rootfs)
+    base = _final_base(froms)
+    if base is None:
+        parent_id = None
+    elif base in resolved:
+        parent_id = resolved[base]['config_digest']
+    else:
+        parent_id = buildah.image_id_of(base, storage)
+    host = settings.get('build_host') or socket.gethostname()
+    repositories = []
+    if registry is not None:
+        repositories = [registry.pullspec(repository, arch_tag),
+                        registry.pullspec(repository, manifest_digest)]
+    log_line('Built %s for %s: %d RPMs, manifest %s' % (image_id, arch, len(components),
+                                                       manifest_digest))
+    return {
+        'arch': arch,
+        'goarch': buildah.goarch(arch),
+        'image_id': image_id,
+        'config_digest': image_id,
+        'manifest_digest': manifest_digest,
+        'manifest_media_type': manifest.get('mediaType') or MEDIA_V2S2,
+        'manifest_size': len(manifest_bytes),
+        'config': config,
+        'layer_sizes': [{'diff_id': d, 'size': sizes[d]} for d in diff_ids],
+        'components': components,
+        'registry': registry.host if registry is not None else None,
+        'repository': repository,
+        'repositories': repositories,
+        'tags': [arch_tag],
+        'image_dir': None if registry is not None else dest[len('dir:'):],
+        'parent_id': parent_id,
+        'parent_images': parents,
+        'parent_pullspecs': dict((k, v['tag_pullspec']) for k, v in resolved.items()),
+        'parent_pinned': dict((k, v['pullspec']) for k, v in resolved.items()),
+        'build_host': host,
+        'buildroot': buildroot_info(arch, host, settings),
+        'log_file': '%s.log' % arch,
+        'build_seconds': round(time.time() - started, 3),
+    }
+
+
+def _final_base(froms):
+    """The image the final stage starts from (following stage aliases); None for scratch."""
+    by_alias = {}
+    for entry in froms:
+        image = entry['image']
+        base = by_alias.get(image.lower(), image)
+        if entry['alias']:
+            by_alias[entry['alias']] = base
+        final = base
+    return None if final == 'scratch' else final
+
+
+def _read_pushed(registry, repository, manifest_digest, dest, workdir):
+    """(manifest bytes, config bytes) as stored at the push destination."""
+    if registry is not None:
+        _media, manifest_bytes, _digest = registry.get_manifest(repository, manifest_digest)
+        config_digest = json.loads(manifest_bytes)['config']['digest']
+        return manifest_bytes, registry.get_blob(repository, config_digest)
+    path = dest[len('dir:'):]
+    with open(os.path.join(path, 'manifest.json'), 'rb') as f:
+        manifest_bytes = f.read()
+    config_digest = json.loads(manifest_bytes)['config']['digest']
+    with open(os.path.join(path, config_digest.split(':', 1)[1]), 'rb') as f:
+        return manifest_bytes, f.read()
+
+
+def buildroot_info(arch, host, settings):
+    """Buildroot facts (without the content generator, which cg.py adds)."""
+    return {
+        'id': '%s-%s' % (arch, host),
+        'host': {'os': None, 'arch': arch},
+        'container': {'type': 'none', 'arch': arch},
+        'tools': [
+            {'name': 'buildah', 'version': buildah.version(
+                (settings.get('storage') or buildah.Storage()).buildah)},
+            {'name': 'koji-containerbuild', 'version': koji_containerbuild.__version__},
+        ],
+        'components': rpmdb.host_components(),
+    }
