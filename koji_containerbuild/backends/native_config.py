@@ -1,0 +1,196 @@
+"""The `[native]` section of the builder plugin config (backend = native).
+
+Read from the ConfigParser that `config.load_builder_config` exposes as `.parser`.
+Every key has a safe production default except `registry`, which a native builder
+cannot work without. Bad values raise errors.ConfigError naming the key.
+"""
+
+import os
+import re
+import string
+from urllib.parse import urlsplit
+
+from koji_containerbuild.errors import ConfigError
+
+SECTION = 'native'
+
+NETWORKS = ('host', 'none', 'private')
+ISOLATIONS = ('oci', 'chroot', 'rootless')
+PULL_POLICIES = ('always', 'missing', 'never', 'newer')
+# Registry repository path components (distribution spec), joined by '/'.
+_REPO_PART = r'[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
+REPOSITORY_RE = re.compile(r'^%s(?:/%s)*$' % (_REPO_PART, _REPO_PART))
+TAG_RE = re.compile(r'^[\w][\w.-]{0,127}$')
+UNIQUE_TAG_FIELDS = frozenset(('target', 'random', 'timestamp', 'task_id'))
+
+# key: (default, kind, help). kind: 'text', 'bool', 'float', 'path', 'choice:<a|b>'.
+KEYS = (
+    ('registry', '', 'text',
+     'Registry base URL images are pushed to, e.g. https://registry.example.com (required)'),
+    ('registry_tls_verify', 'true', 'bool',
+     'Verify the registry TLS certificate (never turn off in production)'),
+    ('registry_ca_cert', '', 'path', 'CA bundle for the registry certificate (empty: system CAs)'),
+    ('registry_credentials', '', 'path',
+     'Docker auth JSON file ({"auths": {...}}) for pushing; keep it mode 0600, owner kojid'),
+    ('registry_namespace', '', 'text',
+     'Organization prepended to every repository: name label "a/b" becomes "<ns>/a-b"'),
+    ('content_generator', 'koji-containerbuild', 'text',
+     'Content generator name used for CGInitBuild/CGImport (grant it to every builder user)'),
+    ('channel', 'container-binary', 'text',
+     'Koji channel of the per-arch createContainer subtasks (hosts with buildah, per arch)'),
+    ('network', 'host', 'choice', 'buildah --network for RUN steps: host, private or none'),
+    ('isolation', 'oci', 'choice', 'buildah --isolation for RUN steps: oci, chroot or rootless'),
+    ('pull', 'always', 'choice', 'Base image pull policy: always, missing, never or newer'),
+    ('storage_root', '', 'path', 'buildah --root (empty: buildah default storage)'),
+    ('storage_runroot', '', 'path', 'buildah --runroot (empty: buildah default)'),
+    ('storage_driver', '', 'text', 'buildah --storage-driver (empty: buildah default)'),
+    ('unique_tag_format', '{target}-{random}-{timestamp}', 'text',
+     'Unique tag; fields {target} {random} (5 digits) {timestamp} (UTC) {task_id}'),
+    ('poll_interval', '30', 'float',
+     'Seconds between subtask state polls (kojid also wakes the task when a subtask ends)'),
+    ('yum_repourl_timeout', '60', 'float', 'Seconds to fetch each yum_repourls .repo file'),
+)
+CHOICES = {'network': NETWORKS, 'isolation': ISOLATIONS, 'pull': PULL_POLICIES}
+DEFAULTS = dict((k, d) for k, d, _kind, _help in KEYS)
+
+
+class NativeConfig(object):
+    """Parsed [native] settings; attribute per key (see KEYS)."""
+
+    def __init__(self, values):
+        for key, value in values.items():
+            setattr(self, key, value)
+
+    @property
+    def registry_host(self):
+        """host[:port] used in pull specs."""
+        return urlsplit(self.registry).netloc
+
+    def build_settings(self):
+        """Settings handed to the image pipeline (native_build.build_arch)."""
+        return {
+            'network': self.network,
+            'isolation': self.isolation,
+            'pull': self.pull,
+            'storage_root': self.storage_root or None,
+            'storage_runroot': self.storage_runroot or None,
+            'storage_driver': self.storage_driver or None,
+        }
+
+    def registry_kwargs(self):
+        """Keyword arguments for registry.Registry (credentials stay a file path)."""
+        return {'tls_verify': self.registry_tls_verify,
+                'ca_cert': self.registry_ca_cert or None,
+                'credentials_file': self.registry_credentials or None}
+
+    def __repr__(self):
+        # Only paths and names here, but keep the repr short and credential-free anyway.
+        return '<NativeConfig registry=%s cg=%s>' % (self.registry, self.content_generator)
+
+
+def _bool(key, text):
+    value = text.strip().lower()
+    if value in ('1', 'yes', 'true', 'on'):
+        return True
+    if value in ('0', 'no', 'false', 'off'):
+        return False
+    raise ConfigError('[native] %s: expected true or false, got %r' % (key, text))
+
+
+def _check_registry(text):
+    if not text:
+        raise ConfigError('[native] registry is required for backend = native '
+                          '(e.g. registry = https://registry.example.com)')
+    parts = urlsplit(text)
+    if parts.scheme not in ('http', 'https') or not parts.hostname:
+        raise ConfigError('[native] registry: expected an http(s):// URL, got %r' % text)
+    if parts.username or parts.password or '@' in parts.netloc:
+        raise ConfigError('[native] registry: credentials are not allowed in the URL; '
+                          'use registry_credentials')
+    if parts.path not in ('', '/') or parts.query or parts.fragment:
+        raise ConfigError('[native] registry: give only scheme://host[:port], got %r' % text)
+    return '%s://%s' % (parts.scheme, parts.netloc)
+
+
+def _check_unique_format(text):
+    fields = set()
+    for _literal, field, spec, conv in string.Formatter().parse(text):
+        if field is None:
+            continue
+        if field not in UNIQUE_TAG_FIELDS or spec or conv:
+            raise ConfigError('[native] unique_tag_format: unknown field {%s}; use %s'
+                              % (field, ', '.join('{%s}' % f for f in sorted(UNIQUE_TAG_FIELDS))))
+        fields.add(field)
+    if not fields & set(('random', 'timestamp', 'task_id')):
+        raise ConfigError('[native] unique_tag_format must contain {random}, {timestamp} '
+                          'or {task_id} so each build gets its own tag')
+    sample = text.format(target='t', random='12345', timestamp='20240101000000', task_id='1')
+    if not TAG_RE.match(sample + '-aarch64'):
+        raise ConfigError('[native] unique_tag_format %r does not give a valid registry tag'
+                          % text)
+    return text
+
+
+def parse(parser):
+    """NativeConfig from a ConfigParser (or None: all defaults, which fails on registry)."""
+    raw = dict(DEFAULTS)
+    if parser is not None and parser.has_section(SECTION):
+        known = set(DEFAULTS)
+        for key, value in parser.items(SECTION, raw=True):
+            if key not in known:
+                if parser.defaults() and key in parser.defaults():
+                    continue
+                raise ConfigError('[native] unknown key %r (known: %s)'
+                                  % (key, ', '.join(sorted(known))))
+            raw[key] = value.strip()
+    values = {}
+    for key, _default, kind, _help in KEYS:
+        text = raw[key]
+        if kind == 'bool':
+            values[key] = _bool(key, text)
+        elif kind == 'float':
+            try:
+                number = float(text)
+            except ValueError:
+                number = -1.0
+            if not number > 0:
+                raise ConfigError('[native] %s: expected a positive number, got %r' % (key, text))
+            values[key] = number
+        elif kind == 'choice':
+            if text not in CHOICES[key]:
+                raise ConfigError('[native] %s: expected one of %s, got %r'
+                                  % (key, ', '.join(CHOICES[key]), text))
+            values[key] = text
+        elif kind == 'path':
+            if text and not os.path.isabs(text):
+                raise ConfigError('[native] %s: expected an absolute path, got %r' % (key, text))
+            values[key] = text
+        else:
+            values[key] = text
+    values['registry'] = _check_registry(values['registry'])
+    namespace = values['registry_namespace'].strip('/')
+    if namespace and not REPOSITORY_RE.match(namespace):
+        raise ConfigError('[native] registry_namespace: %r is not a valid repository path'
+                          % namespace)
+    values['registry_namespace'] = namespace
+    if not re.match(r'^[\w.+-]+$', values['content_generator']):
+        raise ConfigError('[native] content_generator: %r is not a valid name'
+                          % values['content_generator'])
+    if not values['channel'] or not re.match(r'^[\w.+-]+$', values['channel']):
+        raise ConfigError('[native] channel: %r is not a valid channel name' % values['channel'])
+    values['unique_tag_format'] = _check_unique_format(values['unique_tag_format'])
+    return NativeConfig(values)
+
+
+def from_builder_config(config):
+    """NativeConfig from a config.BuilderConfig (its raw `.parser`)."""
+    return parse(getattr(config, 'parser', None))
+
+
+def sample_section():
+    """The [native] section with defaults and help, for the sample config file."""
+    lines = ['[native]']
+    for key, default, _kind, help_text in KEYS:
+        lines.append('# %s' % help_text)
+        lines.append('%s = %s' % (key, default))
+    return '\n'.join(lines) + '\n'
