@@ -117,11 +117,13 @@ def _secrets(url):
     if '@' not in netloc:
         return []
     userinfo = netloc.rsplit('@', 1)[0]
-    if ':' not in userinfo:
-        return []
-    password = userinfo.split(':', 1)[1]
-    found = [userinfo, password, urllib.parse.unquote(password)]
-    return sorted(set(s for s in found if s), key=len, reverse=True)
+    found = set()
+    # Every "user:password" piece, even in malformed netlocs with several '@'.
+    for piece in [userinfo] + userinfo.split('@'):
+        if ':' in piece:
+            password = piece.split(':', 1)[1]
+            found.update((password, urllib.parse.unquote(password)))
+    return sorted((s for s in found if s), key=len, reverse=True)
 
 
 def _redact(text, secrets):
