@@ -5,6 +5,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 busybox="${BUSYBOX:-/bin/busybox}"
+out="${1:-$here/base/rootfs.tar}"   # usage: prepare.sh [OUTPUT_TAR]
 
 if [ ! -x "$busybox" ] || ! file -L "$busybox" 2>/dev/null | grep -q 'statically linked'; then
     if [ -x "$busybox" ] && ! ldd "$busybox" >/dev/null 2>&1; then
@@ -35,6 +36,6 @@ rpm --root "$root" --dbpath /var/lib/rpm --nodeps --noscripts --ignorearch \
     -i "$work"/rpmbuild/RPMS/noarch/koji-example-hello-*.rpm >"$work/rpm.log" 2>&1 \
     || { cat "$work/rpm.log" >&2; exit 1; }
 tar --numeric-owner --owner=0 --group=0 --sort=name --mtime=@0 \
-    -C "$root" -cf "$here/base/rootfs.tar.new" .
-mv "$here/base/rootfs.tar.new" "$here/base/rootfs.tar"
-echo "prepared $here/base/rootfs.tar"
+    -C "$root" -cf "$out.new" .
+mv "$out.new" "$out"
+echo "prepared $out"
