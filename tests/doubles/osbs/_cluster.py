@@ -74,6 +74,7 @@ class Cluster(object):
     def __init__(self, state_dir):
         self.state_dir = state_dir
         os.makedirs(os.path.join(state_dir, 'runs'), exist_ok=True)
+        os.makedirs(os.path.join(state_dir, 'removed'), exist_ok=True)
 
     # ------------------------------------------------------------ storage
     @contextlib.contextmanager
@@ -155,6 +156,10 @@ class Cluster(object):
     def runs(self):
         return sorted(f[:-5] for f in os.listdir(self._path('runs')) if f.endswith('.json'))
 
+    def removed_run(self, name):
+        rel = self._run_rel(name)
+        return self._load(rel.replace('runs/', 'removed/', 1)) if rel else None
+
     def run(self, name):
         rel = self._run_rel(name)
         return self._load(rel) if rel else None
@@ -184,7 +189,8 @@ class Cluster(object):
         rel = self._run_rel(name)
         with self._locked():
             if rel and os.path.exists(self._path(rel)):
-                os.unlink(self._path(rel))
+                # kept aside so tests can still inspect what was created
+                os.rename(self._path(rel), self._path(os.path.join('removed', name + '.json')))
                 return True
         return False
 

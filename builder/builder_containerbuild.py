@@ -1,0 +1,117 @@
+"""koji-containerbuild builder plugin (kojid): buildContainer, buildSourceContainer and
+createContainer task handlers.
+
+Enable with `plugins = builder_containerbuild` in kojid.conf; settings live in
+/etc/kojid/plugins/builder_containerbuild.conf (see docs/osbs.md). This file is an
+adapter: Koji in, library call, Koji out. osbs-client and the native backend are
+imported only when a task needs them, so kojid loads the plugin without either.
+"""
+
+import koji
+import koji.daemon
+import koji.tasks
+
+from koji_containerbuild import config as builder_config
+from koji_containerbuild import plan as build_plan
+from koji_containerbuild import source
+from koji_containerbuild.backends.retry import TaskLost
+from koji_containerbuild.errors import BackendError
+
+CONFIG_FILE = builder_config.DEFAULT_CONFIG_FILE
+
+
+class _ContainerTask(koji.tasks.BaseTaskHandler):
+    """Shared plumbing; kojid registers only classes with Methods."""
+
+    Methods = []
+    # A container build mostly waits on OSBS or on buildah subtasks; the clone and the
+    # log relay still cost a little more than an idle task.
+    _taskWeight = 2.0
+    config_file = CONFIG_FILE
+
+    def load_config(self):
+        return builder_config.load_builder_config(self.config_file)
+
+    def scm_fetch(self, target):
+        """plan's fetch function, wrapped in pre/postSCMCheckout callbacks like kojid's
+        own build tasks (e.g. the scmpolicy plugin's `scm` policy)."""
+        handler = self
+
+        def fetch(src, workdir, options, **kwargs):
+            scm = koji.daemon.SCM(src, allow_password=getattr(
+                options, 'allow_password_in_scm_url', False))
+            build_tag = handler._build_tag(target)
+            scratch = bool((kwargs.get('policy_data') or {}).get('scratch'))
+            handler.run_callbacks('preSCMCheckout', scminfo=scm.get_info(),
+                                  build_tag=build_tag, scratch=scratch)
+            checkout = source.fetch_source(src, workdir, options, **kwargs)
+            handler.run_callbacks('postSCMCheckout', scminfo=scm.get_info(),
+                                  build_tag=build_tag, scratch=scratch,
+                                  srcdir=checkout.srcdir)
+            return checkout
+        return fetch
+
+    def _build_tag(self, target):
+        info = self.session.getBuildTarget(target)
+        if not info:
+            return None
+        return self.session.getTag(info['build_tag'])
+
+    def guarded(self, func):
+        """Run the backend; an orphan that lost its task leaves the work directory alone
+        (the re-run of the same task id uses the same path)."""
+        try:
+            return func()
+        except TaskLost:
+            self.logger.warning('Task %s lost (kojid gone or task re-run elsewhere); stopping '
+                                'without touching the OSBS run', self.id)
+            self.workdir = None
+            raise
+
+
+class BuildContainerTask(_ContainerTask):
+    Methods = ['buildContainer']
+
+    def handler(self, src, target, opts=None):
+        config = self.load_config()
+
+        def make_plan():
+            return build_plan.prepare_binary(self.session, self.id, src, target, opts,
+                                             self.options, self.workdir, logger=self.logger,
+                                             fetch=self.scm_fetch(target))
+        if config.backend == 'native':
+            from koji_containerbuild.backends import native
+            return native.run_binary(self, make_plan(), config)
+        from koji_containerbuild.backends import osbs
+        return self.guarded(lambda: osbs.run_binary(self, config, make_plan))
+
+
+class BuildSourceContainerTask(_ContainerTask):
+    Methods = ['buildSourceContainer']
+
+    def handler(self, target, opts=None):
+        config = self.load_config()
+        if config.backend != 'osbs':
+            raise BackendError('source container builds need backend = osbs (%s has backend '
+                               '= %s)' % (config.path, config.backend))
+
+        def make_plan():
+            return build_plan.prepare_source(self.session, self.id, target, opts,
+                                             self.options, self.workdir, logger=self.logger)
+        from koji_containerbuild.backends import osbs
+        return self.guarded(lambda: osbs.run_source(self, config, make_plan))
+
+
+class CreateContainerTask(_ContainerTask):
+    """Per-arch child of a native buildContainer (runs buildah on this builder)."""
+
+    Methods = ['createContainer']
+    _taskWeight = 2.0
+
+    def handler(self, *args, **kwargs):
+        config = self.load_config()
+        if config.backend != 'native':
+            raise BackendError('createContainer tasks need backend = native on this builder '
+                               '(%s has backend = %s)' % (config.path, config.backend))
+        from koji_containerbuild.backends import native
+        return native.run_arch(self, config, *args, **kwargs)

@@ -1,0 +1,197 @@
+"""Follow one OSBS pipeline run to its end, in the task's process (no fork).
+
+A log thread iterates osbs-client's `get_build_logs(name, follow=True)` stream into the
+OsbsLogRouter; the calling thread polls the run's status every `poll_interval` seconds,
+because the stream can end silently mid-build and, for a deleted run, only after minutes.
+The calling thread stays free for kojid's signals (KeyboardInterrupt/SystemExit).
+It also notices a lost task: kojid gone (our parent changed: we are an orphan) or the
+task no longer OPEN on this host (freed and re-run elsewhere, or cancelled).
+"""
+
+import os
+import threading
+import time
+
+import koji
+
+from koji_containerbuild.backends.retry import (Backoff, TaskLost, is_transient_hub,
+                                                is_transient_osbs)
+from koji_containerbuild.errors import BackendError, BuildCanceled
+
+RUNNING = 'running'
+SUCCEEDED = 'succeeded'
+FAILED = 'failed'
+CANCELLED = 'cancelled'
+DELETED = 'deleted'
+FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+# osbs-client knows only PipelineRunCancelled; Tekton (TEP-0058) ends runs cancelled with
+# spec.status CancelledRunFinally/StoppedRunFinally with reason Cancelled.
+CANCEL_REASONS = frozenset(('PipelineRunCancelled', 'Cancelled', 'CancelledRunFinally',
+                            'StoppedRunFinally'))
+
+
+def classify(build_json):
+    """The state of a PipelineRun JSON (None = 404): one of the constants above."""
+    if build_json is None:
+        return DELETED
+    status = build_json.get('status') if isinstance(build_json, dict) else None
+    conditions = status.get('conditions') if isinstance(status, dict) else None
+    if not isinstance(conditions, list) or not conditions or \
+            not isinstance(conditions[0], dict):
+        return RUNNING  # just created: no status yet
+    cond = conditions[0]
+    reason = cond.get('reason')
+    if cond.get('status') == 'True':
+        return SUCCEEDED
+    if cond.get('status') == 'False':
+        return CANCELLED if reason in CANCEL_REASONS else FAILED
+    if reason == 'PipelineRunCancelled':
+        return CANCELLED
+    return RUNNING
+
+
+def condition_message(build_json):
+    try:
+        message = build_json['status']['conditions'][0].get('message')
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+    return message if isinstance(message, str) else None
+
+
+class RunWatch(object):
+    """Relay logs and wait for run `name`; run() returns (state, last PipelineRun JSON)."""
+
+    def __init__(self, client, osbs_exceptions, name, router, relay, session, task_id,
+                 config, logger, parent_pid=None):
+        self.client = client
+        self.exc = osbs_exceptions
+        self.name = name
+        self.router = router
+        self.relay = relay
+        self.session = session
+        self.task_id = task_id
+        self.config = config
+        self.logger = logger
+        self.parent_pid = os.getppid() if parent_pid is None else parent_pid
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._logs_ended = threading.Event()
+        self.log_error = None
+        self._host_id = None
+        self._thread = threading.Thread(target=self._log_thread, name='osbs-logs')
+        self._thread.daemon = True
+
+    # ------------------------------------------------------------ log thread
+    def _log_thread(self):
+        seen = {}  # lines per pipeline task already routed: a re-follow replays them
+        backoff = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    stream = self.client.get_build_logs(self.name, follow=True)
+                    counts = {}
+                    for task, line in stream or ():
+                        if self._stop.is_set():
+                            return
+                        count = counts.get(task, 0) + 1
+                        counts[task] = count
+                        if count <= seen.get(task, 0):
+                            continue
+                        seen[task] = count
+                        self.router.feed(task, line)
+                        backoff = None
+                    state = classify(self.client.get_build(self.name))
+                    if state != RUNNING:
+                        return
+                    # the watches gave up mid-build: follow again, skipping what we have
+                    self.logger.info('Log stream of %s ended early; following again',
+                                     self.name)
+                    self._stop.wait(min(self.config.poll_interval, 5.0))
+                except Exception as exc:  # never wrapped during iteration (contract §3)
+                    if self._stop.is_set():
+                        return
+                    if backoff is None:
+                        backoff = Backoff(self.config.retry_timeout)
+                    self.logger.warning('Following logs of %s failed (%s: %s)', self.name,
+                                        type(exc).__name__, exc)
+                    if not backoff.wait():
+                        self.log_error = exc
+                        return
+        finally:
+            self._logs_ended.set()
+            self._wake.set()
+
+    # ------------------------------------------------------------ status
+    def _poll(self, backoff_box):
+        """(state, json), or (None, None) while a transient failure is retried."""
+        try:
+            data = self.client.get_build(self.name)
+        except self.exc.OsbsException as exc:
+            if not is_transient_osbs(exc, self.exc):
+                raise BackendError('Cannot get the status of OSBS pipeline run %s: %s'
+                                   % (self.name, exc))
+            if backoff_box[0] is None:
+                backoff_box[0] = Backoff(self.config.retry_timeout)
+            if backoff_box[0].expired():
+                raise BackendError('Cannot get the status of OSBS pipeline run %s for %.0f s:'
+                                   ' %s' % (self.name, self.config.retry_timeout, exc))
+            self.logger.warning('Status of %s: %s; retrying', self.name, exc)
+            return None, None
+        backoff_box[0] = None
+        return classify(data), data
+
+    def _check_parent(self):
+        if os.getppid() != self.parent_pid:
+            raise TaskLost('kojid (pid %s) is gone; task %s will be re-run and reattach to '
+                           '%s' % (self.parent_pid, self.task_id, self.name))
+
+    def check_task(self):
+        """TaskLost if the task is no longer ours, BuildCanceled if it was cancelled."""
+        try:
+            if self._host_id is None:
+                self._host_id = self.session.host.getID()
+            info = self.session.getTaskInfo(self.task_id)
+        except Exception as exc:
+            if is_transient_hub(exc):
+                self.logger.warning('Cannot check task %s on the hub: %s', self.task_id, exc)
+                return
+            raise
+        if not info:
+            raise TaskLost('task %s no longer exists on the hub' % self.task_id)
+        state = info.get('state')
+        if state == koji.TASK_STATES['CANCELED']:
+            raise BuildCanceled('Task %s was cancelled' % self.task_id)
+        if state != koji.TASK_STATES['OPEN'] or info.get('host_id') != self._host_id:
+            raise TaskLost('task %s is no longer open on this builder (state %s)'
+                           % (self.task_id, koji.TASK_STATES.get(state, state)))
+
+    # ------------------------------------------------------------ main loop
+    def run(self):
+        self._thread.start()
+        box = [None]
+        next_hub_check = time.monotonic() + self.config.hub_check_interval
+        try:
+            while True:
+                self._check_parent()
+                if isinstance(self.relay.error, koji.ActionNotAllowed) or \
+                        time.monotonic() >= next_hub_check:
+                    self.check_task()
+                    next_hub_check = time.monotonic() + self.config.hub_check_interval
+                state, data = self._poll(box)
+                if state == DELETED:
+                    raise BackendError('OSBS pipeline run %s was deleted before it finished'
+                                       % self.name)
+                if state in FINISHED:
+                    self._drain()
+                    return state, data
+                self._wake.wait(self.config.poll_interval)
+                self._wake.clear()
+        finally:
+            self._stop.set()
+
+    def _drain(self):
+        """Give the stream a moment to deliver its last lines after the run ended."""
+        deadline = time.monotonic() + max(self.config.poll_interval * 2, 10.0)
+        while not self._logs_ended.is_set() and time.monotonic() < deadline:
+            self._logs_ended.wait(0.2)
+            self._check_parent()
