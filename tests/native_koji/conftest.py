@@ -208,7 +208,7 @@ class World(object):
             '[containerbuild]\nbackend = native\nlog_flush_interval = 0.05\n'
             'retry_timeout = 2\n\n[native]\nregistry = %s\nregistry_tls_verify = false\n'
             'registry_credentials = %s\nisolation = %s\nnetwork = host\npoll_interval = 0.05\n'
-            'pull = never\n%s' % (registry_url, self.auth_path, isolation, registry_extra))
+            'pull = missing\n%s' % (registry_url, self.auth_path, isolation, registry_extra))
         self.config = config_mod.load_builder_config(str(conf))
         self.child_runs = []
         self.logger = logging.getLogger('koji.build.test')

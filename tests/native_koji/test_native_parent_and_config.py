@@ -1,0 +1,99 @@
+"""Parent image recording (FROM an image Koji built, koji_parent_build) and the [native]
+configuration section."""
+
+import configparser
+
+import pytest
+
+from koji_containerbuild.backends import native, native_config
+from koji_containerbuild.errors import ConfigError, OptionError
+from tests.native_koji.conftest import buildah_available, dockerfile, make_repo
+
+
+@pytest.mark.skipif(not buildah_available(), reason='needs buildah as root')
+def test_parent_build_recorded(world_factory, git_server, small_rootfs, registry_url):
+    world = world_factory()
+    hub = world.hub
+    hub.add_package('f40-container-candidate', 'pbase-container')
+    hub.add_package('f40-container-candidate', 'papp-container')
+    hub.add_package('f40-container-candidate', 'papp2-container')
+    base_src = make_repo(git_server, 'pbase', {
+        'Dockerfile': dockerfile(component='pbase-container', name='acme/pbase'),
+        'rootfs.tar': small_rootfs})[0]
+    _t, base_result = world.run_parent(base_src)
+    base_id = int(base_result['koji_builds'][0])
+
+    # FROM the Koji-built image by name: found by its labels and matching digest
+    app_src = make_repo(git_server, 'papp', {
+        'Dockerfile': 'FROM acme/pbase:1.0-1\nLABEL com.redhat.component=papp-container '
+                      'name=acme/papp version=2 release=1\n'})[0]
+    _t, app_result = world.run_parent(app_src)
+    image = hub.getBuild(int(app_result['koji_builds'][0]))['extra']['image']
+    host = registry_url.split('://')[1]
+    assert image['parent_build_id'] == base_id
+    assert image['parent_images'] == ['acme/pbase:1.0-1']
+    assert image['parent_image_builds'] == {
+        '%s/acme/pbase:1.0-1' % host: {'id': base_id, 'nvr': 'pbase-container-1.0-1'}}
+
+    # koji_parent_build replaces the final FROM with the build's by-digest pull spec
+    app2_src = make_repo(git_server, 'papp2', {
+        'Dockerfile': 'FROM acme/does-not-exist:9\nLABEL com.redhat.component=papp2-container'
+                      ' name=acme/papp2 version=2 release=1\n'})[0]
+    _t, app2_result = world.run_parent(app2_src, {'koji_parent_build': 'pbase-container-1.0-1'})
+    image2 = hub.getBuild(int(app2_result['koji_builds'][0]))['extra']['image']
+    assert image2['parent_build_id'] == base_id
+
+
+def test_rewrite_base_keeps_stages():
+    text = 'FROM a AS build\nRUN make\nFROM b\nCOPY --from=build /x /x\n'
+    out = native.rewrite_base(text, 'reg/base@sha256:' + 'a' * 64)
+    assert out.splitlines() == ['FROM a AS build', 'RUN make',
+                                'FROM reg/base@sha256:' + 'a' * 64, 'COPY --from=build /x /x']
+    with pytest.raises(OptionError):
+        native.rewrite_base('FROM scratch\n', 'x')
+
+
+def test_repository_and_unique_tag():
+    assert native.repository_for('acme/demo') == 'acme/demo'
+    assert native.repository_for('acme/demo', 'org') == 'org/acme-demo'
+    with pytest.raises(OptionError):
+        native.repository_for('Acme/Demo')
+    tag = native.unique_tag('{target}-{random}-{timestamp}', 'f40/bad target', 5, now=0,
+                            rand=42)
+    assert tag == 'f40_bad_target-00042-19700101000000'
+    assert native.bump_release('3.el9') == '4.el9'
+
+
+def _parse(text):
+    parser = configparser.ConfigParser()
+    parser.read_string(text)
+    return native_config.parse(parser)
+
+
+def test_config_defaults_are_safe():
+    conf = _parse('[native]\nregistry = https://registry.example.com\n')
+    assert conf.registry_tls_verify is True
+    assert conf.content_generator == 'koji-containerbuild'
+    assert conf.channel == 'container-binary'
+    assert conf.isolation == 'oci'
+    assert conf.registry_host == 'registry.example.com'
+    assert 'registry = ' in native_config.sample_section()
+
+
+@pytest.mark.parametrize('text, word', [
+    ('', 'registry is required'),
+    ('registry = https://u:p@reg.example.com\n', 'credentials'),
+    ('registry = ftp://reg\n', 'http(s)'),
+    ('registry = https://reg\nregistry_tls_verify = maybe\n', 'true or false'),
+    ('registry = https://reg\nnetwork = bridge\n', 'network'),
+    ('registry = https://reg\nunique_tag_format = {target}\n', 'unique_tag_format'),
+    ('registry = https://reg\nunique_tag_format = {nope}-{random}\n', 'unknown field'),
+    ('registry = https://reg\nregistry_credentials = auth.json\n', 'absolute'),
+    ('registry = https://reg\nbogus = 1\n', 'unknown key'),
+    ('registry = https://reg\npoll_interval = 0\n', 'positive'),
+])
+def test_config_errors(text, word):
+    with pytest.raises(ConfigError) as info:
+        _parse('[native]\n' + text)
+    assert word in str(info.value)
+    assert 'u:p' not in str(info.value)
