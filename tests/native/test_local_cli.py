@@ -1,0 +1,197 @@
+"""The local `koji-containerbuild build` command: real builds, outputs, clear failures."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from koji_containerbuild import buildah
+from koji_containerbuild.local import cli
+
+GOOD_LABELS = ('LABEL com.redhat.component=bad-container name=kcb/bad version=1.0 '
+               'release=1\n')
+
+
+def run(argv, capsys):
+    rc = cli.main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A storage root the test can inspect after the command (it keeps it)."""
+    path = str(tmp_path / 'storage')
+    yield path
+    buildah.Storage(path, None, 'overlay').destroy()
+    subprocess.run(['umount', '-R', path], stderr=subprocess.DEVNULL)
+
+
+def containers(path):
+    return buildah.Storage(path, None, 'overlay').containers()
+
+
+def test_local_build_base_and_layered(examples, registry, tmp_path, capsys, base_image):
+    out = tmp_path / 'out'
+    rc, stdout, err = run(['build', '--registry', registry.url, '--output-dir', str(out),
+                           '--release', '7', '-q', os.path.join(examples, 'base')], capsys)
+    assert rc == 0, err
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['nvr'] == 'koji-example-base-container-1.0-7'
+    assert summary['arches'][0]['rpm_count'] == 1
+    assert 'koji-example-base-container-1.0-7' in stdout
+    assert summary['pull_specs'][1] == '%s/koji-example/base:1.0-7' % registry.host
+    meta = json.loads((out / 'metadata.json').read_text())
+    assert meta['build']['release'] == '7'
+    assert sorted(os.listdir(out / 'import')) == sorted(
+        [meta['output'][0]['filename'], 'x86_64.log', 'metadata.json'])
+    assert json.loads((out / 'import' / 'metadata.json').read_text()) == meta
+    assert (out / 'logs' / 'x86_64.log').read_text().count('STEP') >= 3
+    # the layered example FROM the base published by the session fixture
+    out2 = tmp_path / 'out2'
+    rc, stdout, err = run(['build', '--registry', registry.url, '--output-dir', str(out2),
+                           os.path.join(examples, 'app')], capsys)
+    assert rc == 0, err
+    assert 'STEP' in stdout        # build output echoed when not quiet
+    meta = json.loads((out2 / 'metadata.json').read_text())
+    assert meta['build']['extra']['image']['parent_images'] == ['koji-example/base:1.0-1']
+    docker = meta['output'][0]['extra']['docker']
+    assert docker['parent_id'] == base_image['result']['image_id']
+    assert meta['build']['extra']['image']['index']['floating_tags'] == \
+        ['latest', '1.0', 'stable']
+
+
+def test_local_build_without_registry_keeps_dir_image(examples, tmp_path, capsys):
+    out = tmp_path / 'out'
+    rc, stdout, err = run(['build', '-q', '--output-dir', str(out), '--scratch',
+                           os.path.join(examples, 'base')], capsys)
+    assert rc == 0, err
+    summary = json.loads((out / 'summary.json').read_text())
+    image_dir = summary['arches'][0]['image_dir']
+    assert os.path.isfile(os.path.join(image_dir, 'manifest.json'))
+    assert summary['pull_specs'] == []
+    meta = json.loads((out / 'metadata.json').read_text())
+    assert 'index' not in meta['build']['extra']['image']
+    assert meta['output'][0]['extra']['docker']['repositories'] == []
+
+
+def test_local_build_from_git_url(examples, registry, tmp_path, capsys):
+    """SOURCE as git_url#ref, served by a real git daemon on loopback."""
+    repo = tmp_path / 'srv' / 'base.git'
+    shutil.copytree(os.path.join(examples, 'base'), str(repo))
+    env = dict(os.environ, GIT_AUTHOR_NAME='t', GIT_AUTHOR_EMAIL='t@x',
+               GIT_COMMITTER_NAME='t', GIT_COMMITTER_EMAIL='t@x')
+    for cmd in (['init', '-q', '-b', 'main'], ['add', '-A', '-f'], ['commit', '-qm', 'base']):
+        subprocess.run(['git'] + cmd, cwd=str(repo), check=True, env=env)
+    sha = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=str(repo), check=True,
+                         stdout=subprocess.PIPE).stdout.decode().strip()
+    from tests.native.conftest import _free_port
+    port = _free_port()
+    daemon = subprocess.Popen(['git', 'daemon', '--export-all', '--reuseaddr',
+                               '--listen=127.0.0.1', '--port=%d' % port,
+                               '--base-path=%s' % (tmp_path / 'srv'), str(tmp_path / 'srv')],
+                              stderr=subprocess.DEVNULL)
+    try:
+        import socket
+        import time
+        for _ in range(100):
+            try:
+                socket.create_connection(('127.0.0.1', port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        out = tmp_path / 'out'
+        url = 'git://127.0.0.1:%d/base.git#main' % port
+        rc, stdout, err = run(['build', '-q', '--scratch', '--registry', registry.url,
+                               '--output-dir', str(out), url], capsys)
+    finally:
+        daemon.terminate()
+        daemon.wait()
+    assert rc == 0, err
+    meta = json.loads((out / 'metadata.json').read_text())
+    assert meta['build']['source'] == 'git://127.0.0.1:%d/base.git#%s' % (port, sha)
+    labels = meta['output'][0]['extra']['docker']['config']['config']['Labels']
+    assert labels['vcs-ref'] == sha
+    assert meta['build']['extra']['image']['index']['tags'] == \
+        meta['build']['extra']['image']['index']['unique_tags']
+
+
+def _context(tmp_path, dockerfile):
+    ctx = tmp_path / 'ctx'
+    ctx.mkdir()
+    shutil.copy('/bin/busybox', str(ctx / 'busybox'))
+    (ctx / 'Dockerfile').write_text(dockerfile)
+    return str(ctx)
+
+
+@pytest.mark.parametrize('dockerfile, message', [
+    ('FROM scratch\nLABEL name=kcb/bad version=1.0\n',
+     "error: Required Dockerfile label is missing: component (label 'com.redhat.component'"),
+    ('FROM scratch\nCOPY busybox /bin/sh\nRUN exit 3\n' + GOOD_LABELS,
+     'error: buildah build for x86_64 failed: '),
+    ('FROM kcb-tests/does-not-exist:1\n' + GOOD_LABELS,
+     'error: Image 127.0.0.1:'),
+    ('FROM nonexistent.invalid/kcb/nothing:1\n' + GOOD_LABELS,
+     'error: buildah build for x86_64 failed: '),
+])
+def test_bad_dockerfiles(tmp_path, capsys, registry, store, dockerfile, message):
+    ctx = _context(tmp_path, dockerfile)
+    rc, _out, err = run(['build', '-q', '--registry', registry.url, '--storage-root', store,
+                         '--output-dir', str(tmp_path / 'out'), ctx], capsys)
+    assert rc == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], err
+    assert 'Traceback' not in err
+    if os.path.isdir(store):
+        assert containers(store) == []
+
+
+def test_failing_run_names_the_step(tmp_path, capsys, store):
+    ctx = _context(tmp_path, 'FROM scratch\nCOPY busybox /bin/sh\nRUN exit 3\n' + GOOD_LABELS)
+    rc, _out, err = run(['build', '-q', '--storage-root', store, '--output-dir',
+                         str(tmp_path / 'out'), ctx], capsys)
+    assert rc == 1 and 'exit 3' in err
+    assert containers(store) == []
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--release', '1-2'], 'Invalid --release'),
+    (['--arch', 'sparc64'], 'unknown architecture'),
+    (['--registry', 'http://registry.example.com'], 'only loopback registries'),
+    (['--registry', 'ftp://x'], 'Invalid registry URL'),
+    (['--authfile', '/nonexistent/auth.json', '--registry', 'http://127.0.0.1:1'],
+     'does not exist'),
+    (['--repo-url', 'file:///etc/passwd'], 'Invalid --repo-url'),
+])
+def test_bad_arguments(examples, tmp_path, capsys, argv, message):
+    rc, _out, err = run(['build', '--output-dir', str(tmp_path / 'o')] + argv +
+                        [os.path.join(examples, 'base')], capsys)
+    assert rc == 1 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_bad_source(tmp_path, capsys):
+    rc, _out, err = run(['build', str(tmp_path / 'missing')], capsys)
+    assert rc == 1 and 'neither a directory nor a git_url#ref' in err
+    (tmp_path / 'empty').mkdir()
+    rc, _out, err = run(['build', str(tmp_path / 'empty')], capsys)
+    assert rc == 1 and 'No Dockerfile' in err
+
+
+def test_missing_release(tmp_path, capsys):
+    ctx = _context(tmp_path, 'FROM scratch\nLABEL com.redhat.component=c name=kcb/c '
+                             'version=1\n')
+    rc, _out, err = run(['build', ctx], capsys)
+    assert rc == 1 and 'pass --release' in err
+
+
+def test_console_script_entry_point():
+    """setup.py declares koji-containerbuild = koji_containerbuild.local.cli:main."""
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run([sys.executable, '-m', 'koji_containerbuild.local.cli', 'build',
+                           '--help'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root)
+    assert proc.returncode == 0 and b'--registry' in proc.stdout
+    with open(os.path.join(root, 'setup.py')) as f:
+        assert 'koji-containerbuild = koji_containerbuild.local.cli:main' in f.read()
