@@ -43,7 +43,7 @@ KEYS = (
     ('pull', 'always', 'choice', 'Base image pull policy: always, missing, never or newer'),
     ('storage_root', '', 'path', 'buildah --root (empty: buildah default storage)'),
     ('storage_runroot', '', 'path', 'buildah --runroot (empty: buildah default)'),
-    ('storage_driver', '', 'text', 'buildah --storage-driver (empty: buildah default)'),
+    ('storage_driver', '', 'text', 'buildah --storage-driver: overlay or vfs (empty: default)'),
     ('unique_tag_format', '{target}-{random}-{timestamp}', 'text',
      'Unique tag; fields {target} {random} (5 digits) {timestamp} (UTC) {task_id}'),
     ('poll_interval', '30', 'float',
@@ -178,6 +178,9 @@ def parse(parser):
                           % values['content_generator'])
     if not values['channel'] or not re.match(r'^[\w.+-]+$', values['channel']):
         raise ConfigError('[native] channel: %r is not a valid channel name' % values['channel'])
+    if values['storage_driver'] not in ('', 'overlay', 'vfs'):
+        raise ConfigError('[native] storage_driver: expected overlay or vfs, got %r'
+                          % values['storage_driver'])
     values['unique_tag_format'] = _check_unique_format(values['unique_tag_format'])
     return NativeConfig(values)
 
