@@ -105,10 +105,12 @@ class Storage(object):
 
     def destroy(self):
         """Remove every container and image; for an owned storage, the whole tree."""
-        self.run(['rm', '--all'], check=False)
-        self.run(['rmi', '--all', '--force'], check=False)
-        if self.owned and self.root:
-            # Drop leftover mounts (a killed build) before removing the tree.
+        if not (self.owned and self.root):
+            self.run(['rm', '--all'], check=False)
+            self.run(['rmi', '--all', '--force'], check=False)
+        else:
+            # Nobody else uses a private storage: drop leftover mounts (a killed build)
+            # and delete the tree, no buildah calls needed.
             base = os.path.dirname(self.root)
             for mnt in sorted(_mounts_under(base), reverse=True):
                 subprocess.run(['umount', '-l', mnt], stderr=subprocess.DEVNULL)
@@ -220,7 +222,8 @@ def build_image(context_dir, dockerfile, arch, labels, yum_repo_files, workdir, 
             shutil.copy(path, os.path.join(repodir, os.path.basename(path)))
         cmd += ['--volume', '%s:/etc/yum.repos.d:ro,z' % repodir]
     cmd += list(extra_args) + [context_dir]
-    before = set(storage.containers())
+    # A private storage holds only our containers; a shared one needs a before/after diff.
+    before = set() if storage.owned else set(storage.containers())
     try:
         rc, tail = stream(cmd, log_line)
     except BaseException:
@@ -331,8 +334,7 @@ class MountedImage(object):
         return self.path
 
     def __exit__(self, *exc):
-        self.storage.run(['umount', self.container], check=False)
-        self.storage.run(['rm', self.container], check=False)
+        self.storage.run(['rm', self.container], check=False)   # rm unmounts too
         return False
 
 

@@ -64,6 +64,50 @@ def _encode(line):
             return line.encode('utf-8', 'replace')
 
 
+class _LockedCall(object):
+    """A callable (ClientSession method or VirtualMethod such as ``session.host``) whose
+    calls hold the lock; attributes (``host.subtask``) are wrapped the same way."""
+
+    __slots__ = ('_target', '_lock')
+
+    def __init__(self, target, lock):
+        self._target = target
+        self._lock = lock
+
+    def __call__(self, *args, **kwargs):
+        with self._lock:
+            return self._target(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return _wrap(getattr(self._target, name), self._lock)
+
+
+def _wrap(value, lock):
+    return _LockedCall(value, lock) if callable(value) else value
+
+
+class SerializedSession(object):
+    """Proxy making one koji ClientSession safe to share between threads.
+
+    ClientSession numbers every call (``callnum``) and the hub refuses a call whose number
+    is lower than one it has seen (SequenceError); two threads calling at once can send
+    them out of order. The relay's uploader thread and the task's own thread must
+    therefore share the session through this proxy (``handler.session =
+    SerializedSession(handler.session)``): each call holds one re-entrant lock from
+    numbering to answer. Plain attributes (``opts``, ``logged_in``) pass through.
+    """
+
+    def __init__(self, session, lock=None):
+        object.__setattr__(self, '_session', session)
+        object.__setattr__(self, '_lock', lock or threading.RLock())
+
+    def __getattr__(self, name):
+        return _wrap(getattr(self._session, name), self._lock)
+
+    def __setattr__(self, name, value):
+        setattr(self._session, name, value)
+
+
 def hub_output_sizes(session, task_id):
     """{filename: size} of the task's output on the hub (for ``resume_offsets``)."""
     output = session.listTaskOutput(task_id, stat=True)

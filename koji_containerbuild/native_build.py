@@ -264,7 +264,8 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
         return _describe(image_id, arch, arch_tag, froms, parents, resolved, registry,
                          repository, workdir, log_line, storage, settings, started)
     finally:
-        if not settings.get('keep_image'):
+        # An owned (private, temporary) storage is deleted as a whole afterwards.
+        if not settings.get('keep_image') and not storage.owned:
             buildah.remove_image(image_id, storage)
 
 

@@ -24,15 +24,17 @@ IMAGE_KINDS = frozenset((BINARY, FLATPAK))
 ALL_KINDS = frozenset(KINDS)
 
 # Value patterns shared by validation and the JSON schema (one place each).
+# Python's '$' also matches before a final newline: '(?!\n)' after it refuses that
+# (and is valid in the JSON schema's ECMA 262 regexes too).
 ARCH_RE = r'[A-Za-z0-9_]+'
 ARCH_LIST_PATTERN = r'^\s*(%s(\s+%s)*)?\s*$' % (ARCH_RE, ARCH_RE)
 # osbs-client's release rule: a digit first, alphanumeric groups joined by '.' or '_'.
-RELEASE_PATTERN = r'^[0-9][0-9A-Za-z]*([._][0-9A-Za-z]+)*$'
-DEP_REPLACEMENT_PATTERN = r'^[^:\s]+:[^:\s]+:[^:\s]+(:[^:\s]+)?$'
-URL_PATTERN = r'^(https?|ftp)://[^\s/?#]+[^\s]*$'
+RELEASE_PATTERN = r'^[0-9][0-9A-Za-z]*([._][0-9A-Za-z]+)*$(?!\n)'
+DEP_REPLACEMENT_PATTERN = r'^[^:\s]+:[^:\s]+:[^:\s]+(:[^:\s]+)?$(?!\n)'
+URL_PATTERN = r'^(https?|ftp)://[^\s/?#]+[^\s]*$(?!\n)'
 # Koji NVR: name-version-release, no whitespace.
-NVR_PATTERN = r'^\S+-[^\s-]+-[^\s-]+$'
-TEXT_PATTERN = r'^\S(.*\S)?$'
+NVR_PATTERN = r'^\S+-[^\s-]+-[^\s-]+$(?!\n)'
+TEXT_PATTERN = r'^\S(.*\S)?$(?!\n)'
 MAX_TEXT = 1024
 
 
@@ -70,7 +72,7 @@ OPTIONS = (
            metavar='ARCHES',
            help='Build only these arches (space- or comma-separated); scratch or isolated only'),
     Option('git_branch', 'text', IMAGE_KINDS, cli='--git-branch', required=IMAGE_KINDS,
-           pattern=r'^[^\s~^:?*\[\\]+$', pattern_doc='a git branch name', metavar='BRANCH',
+           pattern=r'^[^\s~^:?*\[\\]+$(?!\n)', pattern_doc='a git branch name', metavar='BRANCH',
            help='Git branch the commit is on (required)'),
     Option('release', 'text', IMAGE_KINDS, cli='--release', pattern=RELEASE_PATTERN,
            pattern_doc='a release such as 1, 3.el9 or 1.2_3 (starts with a digit, no "-")',
@@ -177,7 +179,19 @@ def _short(value):
 
 
 def _is_int(value):
+    # JSON schema's "integer" includes integral floats (12.0): accept them as ints.
+    if isinstance(value, float):
+        return value.is_integer()
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _as_set_value(opt, value):
+    """The value builds get: integral floats become ints."""
+    if opt.vtype == 'int':
+        return int(value)
+    if opt.vtype == 'list_int':
+        return [int(item) for item in value]
+    return value
 
 
 def _check_text(opt, value, what):
@@ -261,7 +275,7 @@ def validate(kind, opts):
             warnings.append('Option %r is deprecated and ignored' % name)
             continue
         if is_set(value):
-            clean[name] = value
+            clean[name] = _as_set_value(opt, value)
     for opt in allowed.values():
         if kind in opt.required and not is_set(opts.get(opt.name)):
             raise OptionError('Missing option %r: it is required for a %s build'

@@ -256,10 +256,10 @@ def run_build(args):
     finally:
         if logs is not None:
             logs.close()
+        # A storage root given by the user is kept (its images are the cache); the
+        # pipeline removed its own containers already.
         if storage is not None and storage.owned:
             storage.destroy()
-        elif storage is not None:
-            storage.run(['rm', '--all'], check=False)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
