@@ -240,3 +240,21 @@ def test_plugin_loads_without_osbs_client():
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["['buildContainer',", "'buildSourceContainer',",
                                   "'createContainer']"]
+
+
+def test_cancel_seen_on_hub_cancels_the_run(git_daemon, make_task, osbs_double, hub):
+    osbs_double.configure(run={'hold_at': 1})
+    task_id, handler = _run_task(make_task, git_daemon)
+    import threading
+
+    def _cancel():
+        while not osbs_double.runs():
+            pass
+        hub.cancel_task(task_id)     # kojid is gone, so no signal comes
+    thread = threading.Thread(target=_cancel)
+    thread.start()
+    with pytest.raises(errors.BuildCanceled):
+        handler.run()
+    thread.join()
+    (run_name,) = osbs_double.runs()
+    assert osbs_double.run(run_name)['spec_status'] == 'CancelledRunFinally'
