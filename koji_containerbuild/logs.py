@@ -65,8 +65,8 @@ def _encode(line):
 
 
 class _LockedCall(object):
-    """A callable (ClientSession method or VirtualMethod such as ``session.host``) whose
-    calls hold the lock; attributes (``host.subtask``) are wrapped the same way."""
+    """A method or namespace of the session (``session.host``) whose calls hold the
+    lock; its attributes (``host.subtask``) are wrapped the same way."""
 
     __slots__ = ('_target', '_lock')
 
@@ -82,8 +82,12 @@ class _LockedCall(object):
         return _wrap(getattr(self._target, name), self._lock)
 
 
+_PLAIN = (dict, list, tuple, set, frozenset, str, bytes, int, float, bool, type(None))
+
+
 def _wrap(value, lock):
-    return _LockedCall(value, lock) if callable(value) else value
+    # data passes through; methods and namespaces (``session.host``) get the lock
+    return value if isinstance(value, _PLAIN) else _LockedCall(value, lock)
 
 
 class SerializedSession(object):

@@ -267,8 +267,72 @@ def _peak_for(count, tmp_path):
 
 
 def test_memory_does_not_grow_with_log_length(tmp_path):
-    small = _peak_for(20000, tmp_path)
-    large = _peak_for(200000, tmp_path)
+    small = _peak_for(10000, tmp_path)
+    large = _peak_for(100000, tmp_path)
     # 10x the log, about the same peak: buffers and one upload chunk, not the log
     assert large < small * 2 + 512 * 1024
     assert large < 8 * 1024 * 1024
+
+
+class OneAtATimeSession(object):
+    """Counts calls entered while another is in progress (what the hub's callnum check
+    would punish)."""
+
+    def __init__(self, inner, state=None):
+        self.inner = inner
+        self.state = state if state is not None else {'inside': 0, 'overlaps': 0}
+        self.opts = {'use_fast_upload': True}
+        if state is None:
+            self.host = OneAtATimeSession(inner.host, self.state)
+
+    @property
+    def overlaps(self):
+        return self.state['overlaps']
+
+    def __getattr__(self, name):
+        target = getattr(self.inner, name)
+
+        def call(*args, **kwargs):
+            self.state['inside'] += 1
+            if self.state['inside'] > 1:
+                self.state['overlaps'] += 1
+            try:
+                # give another thread every chance to enter
+                threading.Event().wait(0.0005)
+                return target(*args, **kwargs)
+            finally:
+                self.state['inside'] -= 1
+        return call
+
+
+def test_serialized_session_keeps_calls_one_at_a_time(hub, task_id, upload_path, tmp_path):
+    from koji_containerbuild.logs import SerializedSession
+    raw = OneAtATimeSession(hub)
+    session = SerializedSession(raw)
+    assert session.opts == {'use_fast_upload': True}
+    relay = LogRelay(session, upload_path, str(tmp_path / 'w'), flush_interval=0.001,
+                     chunk_size=64)
+    for i in range(300):
+        relay.write('osbs-build.log', 'line %d' % i)
+        session.getTaskInfo(task_id)
+        session.host.getID()
+    relay.close()
+    assert raw.overlaps == 0
+    assert hub.downloadTaskOutput(task_id, 'osbs-build.log') == \
+        joined(['line %d' % i for i in range(300)])
+    session.multicall = False
+    assert raw.multicall is False
+
+
+def test_unserialized_session_would_overlap(hub, task_id, upload_path, tmp_path):
+    # the same load without the proxy does overlap: the proxy above is what prevents it
+    raw = OneAtATimeSession(hub)
+    relay = LogRelay(raw, upload_path, str(tmp_path / 'w'), flush_interval=0.001,
+                     chunk_size=64)
+    for i in range(300):
+        relay.write('osbs-build.log', 'line %d' % i)
+        raw.getTaskInfo(task_id)
+        if raw.overlaps:
+            break
+    relay.close()
+    assert raw.overlaps > 0
