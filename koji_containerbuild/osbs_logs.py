@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import stat
+import threading
 
 from koji_containerbuild import errors
 from koji_containerbuild.logs import check_log_name
@@ -151,6 +152,9 @@ class OsbsLogRouter(object):
         self._warnings_dropped = 0
         self._copied = set()
         self.metadata_files = []
+        # feed() may run in a log-following thread while the main thread confirms
+        # platforms or finishes
+        self._lock = threading.RLock()
         self.confirm_platforms(platforms or ())
 
     # ------------------------------------------------------------ platforms
@@ -158,6 +162,10 @@ class OsbsLogRouter(object):
     def confirm_platforms(self, platforms):
         """Mark platforms as confirmed (e.g. the answer of get_final_platforms) and
         release the lines held for them."""
+        with self._lock:
+            self._confirm(platforms)
+
+    def _confirm(self, platforms):
         for platform in platforms or ():
             if not isinstance(platform, str) or not _PLATFORM_RE.match(platform):
                 self.logger.warning('Ignoring invalid platform name %r', platform)
@@ -182,6 +190,10 @@ class OsbsLogRouter(object):
 
     def feed(self, pipeline_task, line):
         """Route one line. Never raises on hostile content."""
+        with self._lock:
+            self._feed(pipeline_task, line)
+
+    def _feed(self, pipeline_task, line):
         if not isinstance(pipeline_task, str):
             pipeline_task = str(pipeline_task)
         if isinstance(line, bytes):
@@ -251,11 +263,16 @@ class OsbsLogRouter(object):
 
     def user_warnings(self):
         """The collected user warnings, sorted."""
-        return sorted(self._warnings)
+        with self._lock:
+            return sorted(self._warnings)
 
     def finish(self):
         """Write user_warnings.log if there are warnings; returns user_warnings()."""
-        warnings = self.user_warnings()
+        with self._lock:
+            return self._finish()
+
+    def _finish(self):
+        warnings = sorted(self._warnings)
         for message in warnings:
             self.relay.write(USER_WARNINGS_LOG, message)
         if self._warnings_dropped:
