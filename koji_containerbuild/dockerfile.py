@@ -298,8 +298,8 @@ def _logical_lines(text):
         yield start, joined, escape
 
 
-def _pairs(lexer, keyword, env_before):
-    """key=value pairs of an ENV/LABEL/ARG instruction, expanded with `env_before`."""
+def _pairs(lexer, keyword):
+    """key=value pairs of an ENV/LABEL/ARG instruction, expanded with the lexer's env."""
     words = lexer.words()
     if not words:
         lexer.error('%s needs at least one argument' % keyword)
@@ -308,8 +308,8 @@ def _pairs(lexer, keyword, env_before):
     if keyword != 'ARG' and '=' not in words[0]:
         # Legacy form: `ENV key value with spaces` - one pair, the rest of the line.
         if len(words) < 2:
-            lexer.error('%s %s needs a value (use %s key=value)' % (keyword, _short(words[0]),
-                                                                     keyword))
+            lexer.error('%s %s needs a value (use %s key=value)'
+                        % (keyword, _short(words[0]), keyword))
         key = lexer.expand(words[0])
         value = lexer.text.strip().split(None, 1)[1]
         return [(key, lexer.expand(value.strip()))]
@@ -349,7 +349,7 @@ def parse(data, build_args=None):
             raise SourceError('Dockerfile line %d: %s before the first FROM' % (lineno, keyword))
         scope = global_args if stage is None else _scope(stage)
         lexer = _Lexer(rest, escape, scope, lineno, budget)
-        for key, value in _pairs(lexer, keyword, scope):
+        for key, value in _pairs(lexer, keyword):
             _check_key(key, lineno, keyword)
             if value is not None:
                 _check_text(value, lineno, '%s %s' % (keyword, _short(key)))

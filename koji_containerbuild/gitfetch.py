@@ -106,8 +106,8 @@ class Git(object):
             self.logger.debug('git %s -> %d %s', args[0], proc.returncode,
                               stderr.strip()[-MAX_MESSAGE:])
         if check and proc.returncode != 0:
-            raise SourceError('%s failed: %s' % (what or 'git %s' % args[0],
-                                                  summarize(stderr)))
+            raise SourceError('%s failed: %s'
+                              % (what or 'git %s' % args[0], summarize(stderr)))
         return proc.returncode, stdout, stderr
 
 

@@ -222,4 +222,3 @@ def prepare_source(session, task_id, target, opts, options, workdir, event=None,
         build_nvr=build['nvr'], component=component,
         signing_intent=clean.get('signing_intent'), owner=owner, owner_id=owner_id,
         channel=channel, workdir=workdir)
-

@@ -279,4 +279,3 @@ def test_source_plan_whitelist(shub, options, workdir):
     opts = {'koji_build_id': other['id'], 'scratch': True}
     p = plan.prepare_source(shub, _stask(shub, opts), TARGET, opts, options, workdir)
     assert p.scratch and p.component == 'unlisted-source'
-

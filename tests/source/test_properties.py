@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from koji_containerbuild import dockerfile, source
 from koji_containerbuild.errors import SourceError
 
-SETTINGS = settings(max_examples=int(os.environ.get("SOURCE_PROPERTY_EXAMPLES", "150")), deadline=None,
+EXAMPLES = int(os.environ.get('SOURCE_PROPERTY_EXAMPLES', '150'))
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 NAMES = st.sampled_from(['com.redhat.component', 'BZComponent', 'name', 'Name', 'version',
