@@ -221,6 +221,16 @@ def _checkout(scm_url, workdir, options, session, policy_data, logger, sparse, f
     module = check_module(scm.module)
     repodir = os.path.join(workdir, dirname)
     _fresh_dir(repodir)
+    try:
+        return _fetch_into(scm, scm_url, repodir, ref, module, logger, sparse, flatpak,
+                           timeout)
+    except BaseException:
+        # Leave nothing half-fetched behind (also on kojid's KeyboardInterrupt).
+        shutil.rmtree(repodir, ignore_errors=True)
+        raise
+
+
+def _fetch_into(scm, scm_url, repodir, ref, module, logger, sparse, flatpak, timeout):
     git = gitfetch.Git(repodir, scm.scheme, secrets=_secrets(scm_url), timeout=timeout,
                        logger=logger)
     git_uri = _git_uri(scm)
@@ -457,6 +467,9 @@ def read_additional_tags(srcdir, container_yaml=None):
 
 def check_tag_lengths(version, release, tags):
     """Reject `<version>-<release>` or any additional tag over the 128-character tag limit."""
+    if version and not release and len(version) + 2 > MAX_TAG:
+        raise SourceError('The version %r is too long for an image tag "<version>-<release>" '
+                          '(at most %d characters)' % (version[:40] + '...', MAX_TAG))
     if version and release:
         primary = '%s-%s' % (version, release)
         if len(primary) > MAX_TAG:

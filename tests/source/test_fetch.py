@@ -105,6 +105,7 @@ def test_full_tree(git_daemon, options, workdir):
 def test_missing_ref(git_daemon, options, workdir):
     with pytest.raises(SourceError, match="Revision 'nope' was not found"):
         source.fetch_source(git_daemon.url('demo', ref='nope'), workdir, options)
+    assert os.listdir(workdir) == []   # nothing half-fetched left behind
 
 
 def test_missing_hex_looking_ref(git_daemon, options, workdir):

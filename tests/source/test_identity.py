@@ -94,7 +94,9 @@ def test_tag_lengths():
         source.check_tag_lengths('1' * 64, '2' * 64, [])
     with pytest.raises(SourceError, match='Additional tag longer than 128'):
         source.check_tag_lengths('1', '1', ['ok', 'b' * 129])
-    source.check_tag_lengths('1' * 200, None, [])   # auto-release: checked later
+    source.check_tag_lengths('1' * 126, None, [])   # auto-release adds at least "-1"
+    with pytest.raises(SourceError, match='too long for an image tag'):
+        source.check_tag_lengths('1' * 127, None, [])
 
 
 def test_split_valid_tags():
