@@ -210,8 +210,7 @@ def test_metadata_imports_through_hub_double(layered, base_image, tmp_path):
     session.claim_upload_dir('cg-import/1', 'builder-01.example.com')
     for name in names:
         session.uploadWrapper(str(outdir / name), 'cg-import/1', name=name)
-    build = session.CGImport('metadata.json', 'cg-import/1', token=reservation['token'])
-    assert build['nvr'] == APP.nvr if 'nvr' in build else True
+    session.CGImport('metadata.json', 'cg-import/1', token=reservation['token'])
     record = session.getBuild(APP.nvr)
     assert record['state'] == koji.BUILD_STATES['COMPLETE']
     assert record['owner_name'] == 'alice'
