@@ -41,8 +41,8 @@ def invalid_values(opt):
     """Values of the wrong type, plus texts that break the option's pattern."""
     wrong_types = {
         'bool': [1, 0, 'true', [], {}],
-        'int': [True, '1', 1.5, 0, -3, [1]],
-        'list_int': [1, [True], ['1'], [0], [1.0], 'x', {}],
+        'int': [True, '1', 1.5, float('nan'), 0, -3, [1]],
+        'list_int': [1, [True], ['1'], [0], [1.5], [float('inf')], 'x', {}],
         'object': [[], 'x', 1, True, {1: 'a'}, {'s': {1, 2}}],
         'text': [1, True, ['x'], {'a': 1}],
         'list_text': ['x', [1], [None], [['x']], {}],
@@ -266,3 +266,18 @@ def test_unicode_and_largest_values_accepted(hub, plugin):
                 userdata={'owner': 'Zoë 🐳', 'n': -2 ** 63, 'f': 1.5, 'none': None})
     task_id = submit(hub, plugin, 'binary', opts)
     assert hub.decoded_request(task_id)[0][2] == opts
+
+
+def test_integral_floats_are_sent_as_ints(hub, plugin):
+    # JSON clients may send 3.0 for 3; the task carries the int
+    task_id = submit(hub, plugin, 'binary', dict(base_opts('binary'), compose_ids=[3.0]))
+    assert hub.decoded_request(task_id)[0][2]['compose_ids'] == [3]
+    task_id = submit(hub, plugin, 'source', {'koji_build_id': 12.0})
+    sent = hub.decoded_request(task_id)[0][1]['koji_build_id']
+    assert sent == 12 and type(sent) is int
+
+
+def test_huge_integral_float_rejected(hub, plugin):
+    with pytest.raises(OptionError, match='koji_build_id'):
+        submit(hub, plugin, 'source', {'koji_build_id': 1e300})
+    assert hub.tasks == {}
