@@ -74,15 +74,21 @@ def run(cmd, cwd=None, env=None):
     return proc.stdout
 
 
+def git_files(folder, *how):
+    out = run(['git', 'ls-files', '-z', '--exclude-standard'] + list(how) + ['--', folder],
+              cwd=ROOT)
+    return [f for f in out.split('\0') if f and os.path.isfile(os.path.join(ROOT, f))]
+
+
 def source_files(folder):
-    """Files under a working-tree folder, as sdist-relative paths (no bytecode)."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(os.path.join(ROOT, folder)):
-        dirnames[:] = [d for d in dirnames if d not in ('__pycache__', '.hypothesis')]
-        for name in filenames:
-            if not name.endswith(('.pyc', '.pyo')):
-                found.append(os.path.relpath(os.path.join(dirpath, name), ROOT))
-    return found
+    """Source files under a working-tree folder (tracked or new, not git-ignored)."""
+    return git_files(folder, '--cached', '--others')
+
+
+def ignored_files(folder):
+    """Generated files (git-ignored) under a folder: they must stay out of the sdist."""
+    return [f for f in git_files(folder, '--others', '--ignored')
+            if '__pycache__' not in f and not f.endswith('.pyc')]
 
 
 def library_modules():
@@ -130,6 +136,8 @@ def test_sdist_has_everything_the_spec_and_a_newcomer_need(sdist):
         assert files, 'working tree has no %s/' % folder
         lost = sorted(f for f in files if f not in members)
         assert not lost, 'sdist lacks %s' % lost
+        generated = sorted(f for f in ignored_files(folder) if f in members)
+        assert not generated, 'sdist carries git-ignored files %s' % generated
     assert not [m for m in members if m.endswith('.pyc') or m.startswith(('.venv', '.git/'))]
 
 
