@@ -121,10 +121,14 @@ def render():
 def main(argv):
     text = render()
     if '--check' in argv:
-        with open(DOC) as f:
-            if f.read() != text:
-                sys.stderr.write('docs/options.md is stale: run python scripts/gen_options_doc.py\n')
-                return 1
+        current = None
+        if os.path.exists(DOC):
+            with open(DOC) as f:
+                current = f.read()
+        if current != text:
+            sys.stderr.write('docs/options.md is missing or stale: '
+                             'run python scripts/gen_options_doc.py\n')
+            return 1
         return 0
     with open(DOC, 'w') as f:
         f.write(text)

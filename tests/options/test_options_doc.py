@@ -40,6 +40,7 @@ def test_doc_lists_every_option_flag_and_rule():
 def test_check_mode_reports_a_stale_file(tmp_path):
     generator = load_generator()
     generator.DOC = str(tmp_path / 'options.md')
+    assert generator.main(['--check']) == 1  # missing
     (tmp_path / 'options.md').write_text('# stale\n')
     assert generator.main(['--check']) == 1
     assert generator.main([]) == 0
