@@ -39,6 +39,8 @@ CHANNEL_RE = re.compile(r'^[A-Za-z0-9/_.+-]{1,128}$')
 MAX_TARGET = 256
 PERMISSION_RE = re.compile(r'^[A-Za-z0-9/_.+-]{1,128}$')
 INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1
+# Nesting deeper than this is refused before anything recursive (json, XML-RPC) sees it.
+MAX_DEPTH = 16
 # Characters XML 1.0 cannot carry (the task request is stored XML-RPC encoded),
 # plus lone surrogates, which do not encode to UTF-8.
 _BAD_XML_CHARS = re.compile('[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
@@ -229,8 +231,21 @@ def check_target(target, scratch, lookup_target, lookup_tag):
     return info
 
 
+def check_depth(value, where):
+    """Refuse values nested deeper than MAX_DEPTH lists/dicts (checked without recursion)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, tuple, dict)):
+            if depth >= MAX_DEPTH:
+                raise OptionError('Invalid %s: nested deeper than %d levels' % (where, MAX_DEPTH))
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
 def check_wire_safe(value, where):
     """Refuse values the task request cannot store: XML-RPC limits, XML and UTF-8."""
+    check_depth(value, where)
     stack = [value]
     while stack:
         item = stack.pop()
@@ -295,9 +310,22 @@ def _common(kind, opts, target, priority, channel, default_channel, config, call
     return clean, warnings, task_opts
 
 
+def _check_args_depth(opts, **args):
+    # first: every later step may repr() or recurse into the values
+    for name, value in sorted(args.items()):
+        check_depth(value, name)
+    if isinstance(opts, dict):
+        for key, value in opts.items():
+            check_depth(key, 'option name')
+            check_depth(value, 'option %s' % _short(key))
+    else:
+        check_depth(opts, 'opts')
+
+
 def container_request(src, target, opts, priority, channel, config, caller, lookups):
     """Decide a buildContainer call; return the TaskRequest or raise a Koji fault."""
     check_build_permission(config, caller)
+    _check_args_depth(opts, source=src, target=target, priority=priority, channel=channel)
     kind = options.kind_of(opts)
     scmurl.check_source_url(src)
     check_wire_safe(src, 'source')
@@ -309,6 +337,7 @@ def container_request(src, target, opts, priority, channel, config, caller, look
 def source_container_request(target, opts, priority, channel, config, caller, lookups):
     """Decide a buildSourceContainer call; return the TaskRequest or raise a Koji fault."""
     check_build_permission(config, caller)
+    _check_args_depth(opts, target=target, priority=priority, channel=channel)
     clean, warnings, task_opts = _common(options.SOURCE, opts, target, priority, channel,
                                          DEFAULT_SOURCE_CHANNEL, config, caller, lookups)
     return TaskRequest(SOURCE_METHOD, [target, clean], task_opts, warnings)

@@ -236,7 +236,7 @@ def _check_value(opt, value):
                               % (opt.name, _short(value)))
         try:
             json.dumps(value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: deep nesting
             raise OptionError('Invalid option %r: not JSON-serializable (%s)' % (opt.name, exc))
         if not all(isinstance(k, str) for k in value):
             raise OptionError('Invalid option %r: object keys must be strings' % opt.name)

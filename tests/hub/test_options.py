@@ -281,3 +281,40 @@ def test_huge_integral_float_rejected(hub, plugin):
     with pytest.raises(OptionError, match='koji_build_id'):
         submit(hub, plugin, 'source', {'koji_build_id': 1e300})
     assert hub.tasks == {}
+
+
+def deep(levels, leaf='x'):
+    value = leaf
+    for n in range(levels):
+        value = [value] if n % 2 else {'k': value}
+    return value
+
+
+@pytest.mark.parametrize('position', ['src', 'target', 'opts', 'userdata', 'priority',
+                                      'channel', 'unknown'])
+@pytest.mark.parametrize('levels', [20, 5000])
+def test_deep_nesting_refused_everywhere(hub, plugin, position, levels):
+    # a hostile client can send deeply nested XML-RPC values; nothing may recurse on them
+    hub.login('root', perms=['admin'])
+    args = {'src': SRC, 'target': TARGET, 'opts': base_opts('binary'), 'priority': None,
+            'channel': None}
+    if position == 'userdata':
+        args['opts']['userdata'] = {'a': deep(levels)}
+    elif position == 'unknown':
+        args['opts']['bogus'] = deep(levels)
+    else:
+        args[position] = deep(levels)
+    with pytest.raises(OptionError, match='nested deeper'):
+        hub.call(plugin.buildContainer, args['src'], args['target'], args['opts'],
+                 args['priority'], args['channel'])
+    with pytest.raises(OptionError, match='nested deeper'):
+        hub.call(plugin.buildSourceContainer, args['target'],
+                 args['opts'] if position != 'src' else deep(levels),
+                 args['priority'], args['channel'])
+    assert hub.tasks == {}
+
+
+def test_moderate_nesting_in_userdata_accepted(hub, plugin):
+    opts = dict(base_opts('binary'), userdata={'a': deep(14)})
+    task_id = submit(hub, plugin, 'binary', opts)
+    assert hub.decoded_request(task_id)[0][2]['userdata'] == opts['userdata']
