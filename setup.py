@@ -24,9 +24,9 @@ setup(
     + ['koji_cli_plugins'],
     # The CLI plugin file lives in cli/ (no __init__.py: koji loads every *.py there).
     package_dir={'koji_cli_plugins': 'cli'},
-    install_requires=['koji', 'jsonschema', 'requests'],
+    install_requires=['koji', 'jsonschema', 'requests', 'PyYAML'],
     extras_require={
-        'test': ['pytest', 'pytest-xdist', 'hypothesis'],
+        'test': ['pytest', 'pytest-xdist', 'hypothesis', 'wheel'],
     },
     entry_points={
         'console_scripts': ['koji-containerbuild = koji_containerbuild.local.cli:main'],

@@ -16,6 +16,7 @@ from koji_containerbuild import plan as build_plan
 from koji_containerbuild import source
 from koji_containerbuild.backends.retry import TaskLost
 from koji_containerbuild.errors import BackendError
+from koji_containerbuild.logs import SerializedSession
 
 CONFIG_FILE = builder_config.DEFAULT_CONFIG_FILE
 
@@ -28,6 +29,12 @@ class _ContainerTask(koji.tasks.BaseTaskHandler):
     # log relay still cost a little more than an idle task.
     _taskWeight = 2.0
     config_file = CONFIG_FILE
+
+    def __init__(self, *args, **kwargs):
+        super(_ContainerTask, self).__init__(*args, **kwargs)
+        # The log relay uploads from a thread while this one polls the hub; koji's
+        # ClientSession numbers its calls, so both must go through one lock.
+        self.session = SerializedSession(self.session)
 
     def load_config(self):
         return builder_config.load_builder_config(self.config_file)

@@ -9,9 +9,10 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # buildah, docker-registry (docker-distribution), git, rpm (+rpmbuild), python3-rpm for
-# the native backend and tests; libkrb5-dev + gcc so pip can build koji's gssapi dependency.
+# the native backend and tests; libkrb5-dev + gcc so pip can build koji's gssapi dependency;
+# busybox-static for the bundled examples; apache2-utils (htpasswd) for the registry-auth tests.
 PKGS="buildah docker-registry git rpm python3-rpm python3-venv python3-dev libkrb5-dev gcc
-      fuse-overlayfs uidmap"
+      fuse-overlayfs uidmap busybox-static apache2-utils"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
