@@ -36,6 +36,9 @@ URL_PATTERN = r'^(https?|ftp)://[^\s/?#]+[^\s]*$(?!\n)'
 NVR_PATTERN = r'^\S+-[^\s-]+-[^\s-]+$(?!\n)'
 TEXT_PATTERN = r'^\S(.*\S)?$(?!\n)'
 MAX_TEXT = 1024
+# Control characters, surrogates and U+FFFE/U+FFFF: never valid in an option, and XML-RPC
+# (the task request) cannot carry most of them.
+BAD_CHARS_PATTERN = '[\\u0000-\\u001f\\u007f\\ud800-\\udfff\\ufffe\\uffff]'
 
 
 class Option(object):
@@ -145,6 +148,8 @@ RULES = (
          message="option 'arch_override' is only allowed for scratch or isolated builds"),
     Rule('exclusive', ('signing_intent', 'compose_ids'), kinds=IMAGE_KINDS,
          message="options 'signing_intent' and 'compose_ids' cannot be used together"),
+    Rule('requires', ('isolated',), ('release',), kinds=IMAGE_KINDS,
+         message="option 'isolated' needs 'release' (the release of the image being fixed)"),
     Rule('requires', ('operator_csv_modifications_url',), ('isolated',), kinds=IMAGE_KINDS,
          message="option 'operator_csv_modifications_url' is only allowed for isolated builds"),
     Rule('one_of', ('koji_build_id', 'koji_build_nvr'), kinds=(SOURCE,),
@@ -198,6 +203,9 @@ def _check_text(opt, value, what):
     if not isinstance(value, str):
         raise OptionError('Invalid option %r: %s must be a string, got %s'
                           % (opt.name, what, _short(value)))
+    if re.search(BAD_CHARS_PATTERN, value):
+        raise OptionError('Invalid option %r: %s contains control or non-character code '
+                          'points' % (opt.name, what))
     if len(value) > MAX_TEXT:
         raise OptionError('Invalid option %r: %s is longer than %d characters'
                           % (opt.name, what, MAX_TEXT))
@@ -331,7 +339,7 @@ def _schema_for_value(opt):
 
 
 def _text_schema(opt):
-    schema = {'type': 'string', 'maxLength': MAX_TEXT}
+    schema = {'type': 'string', 'maxLength': MAX_TEXT, 'not': {'pattern': BAD_CHARS_PATTERN}}
     if opt.pattern:
         schema['pattern'] = opt.pattern
     return schema

@@ -61,9 +61,14 @@ def with_partners(kind, name, value):
     """base opts + the option + whatever the table's rules need alongside it."""
     opts = base_opts(kind)
     opts[name] = value
-    for rule in options.rules_for(kind):
-        if rule.kind == 'requires' and name in rule.names:
-            opts[rule.others[0]] = valid_value(options.BY_NAME[rule.others[0]])
+    needed = [name]
+    while needed:          # partners can need partners (csv url -> isolated -> release)
+        current = needed.pop()
+        for rule in options.rules_for(kind):
+            partner = rule.others[0] if rule.others else None
+            if rule.kind == 'requires' and current in rule.names and partner not in opts:
+                opts[partner] = valid_value(options.BY_NAME[partner])
+                needed.append(partner)
     return opts
 
 

@@ -15,14 +15,15 @@ BASE = {
 # Options that are only valid next to another one (the table's 'requires' rules).
 PARTNERS = {
     'arch_override': {'scratch': True},
-    'operator_csv_modifications_url': {'isolated': True},
+    'operator_csv_modifications_url': {'isolated': True, 'release': '1'},
+    'isolated': {'release': '1'},
 }
 LONG = 'x' * (options.MAX_TEXT + 1)
 
 GOOD = {
     'scratch': [True, False],
     'isolated': [True, False],
-    'arch_override': ['x86_64', 'x86_64 aarch64', ' ppc64le  s390x ', 'x86_64\n'],
+    'arch_override': ['x86_64', 'x86_64 aarch64', ' ppc64le  s390x '],
     'git_branch': ['f40', 'feature/new-ui', 'rhel-9.4.0', 'a' * options.MAX_TEXT],
     'release': ['1', '3.el9', '1.2_3', '20240501'],
     'koji_parent_build': ['base-image-9.4-12', 'fedora-container-40-1.5'],
@@ -43,7 +44,8 @@ GOOD = {
 BAD = {
     'scratch': ['true', 1, 0, [True], {}],
     'isolated': ['yes', 1, [False]],
-    'arch_override': ['x86_64,aarch64', 'x86-64', 'x86_64;rm', 64, ['x86_64'], LONG],
+    'arch_override': ['x86_64,aarch64', 'x86-64', 'x86_64;rm', 64, ['x86_64'], LONG,
+                      'x86_64\n', 'x86_64\taarch64'],
     'git_branch': ['', 'two words', 'a:b', 'a~1', 'f40\n', 40, ['f40'], LONG],
     'release': ['', 'el9', '1-2', '.1', '1..2', '1\n', 1, LONG],
     'koji_parent_build': ['base', 'base-1', 'a b-1-2', 'base-1-2\n', 5, ['base-1-2']],
@@ -159,9 +161,9 @@ def test_rules_reject(kind, extra, message):
 
 @pytest.mark.parametrize('kind,extra', [
     ('binary', {'scratch': True, 'isolated': False}),
-    ('binary', {'scratch': None, 'isolated': True}),
+    ('binary', {'scratch': None, 'isolated': True, 'release': '2.1'}),
     ('binary', {'arch_override': 'x86_64', 'scratch': True}),
-    ('flatpak', {'arch_override': 'aarch64', 'isolated': True}),
+    ('flatpak', {'arch_override': 'aarch64', 'isolated': True, 'release': '3'}),
     ('binary', {'arch_override': '', 'scratch': False}),
     ('binary', {'arch_override': None}),
     ('binary', {'signing_intent': 'release', 'compose_ids': []}),
