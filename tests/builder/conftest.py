@@ -11,7 +11,7 @@ import pytest
 
 from tests.doubles.hub_session import HubSessionDouble, make_task_handler_options
 from tests.doubles.osbs._cluster import Cluster
-from tests.source.gitserver import GitDaemon
+from tests.support.gitserver import GitDaemon
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOUBLES = os.path.join(ROOT, 'tests', 'doubles')

@@ -4,77 +4,18 @@ Every pytest-xdist worker gets its own registry (free loopback port), its own bu
 storage root and its own copies of the examples, so workers never share state.
 """
 
-import base64
-import json
 import os
 import shutil
-import socket
 import subprocess
-import time
 
 import pytest
-import requests
 
 from koji_containerbuild import buildah, cg, native_build
-from koji_containerbuild.registry import Registry
 from koji_containerbuild.source import ImageIdentity
+from tests.support.registry import PASSWORD, USER, RunningRegistry  # noqa: F401 (re-exported)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, 'examples')
-USER, PASSWORD = 'kcbuser', 'S3cret-pass-9d1f'
-
-
-def _free_port():
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
-class RunningRegistry(object):
-    def __init__(self, base, auth=False):
-        os.makedirs(base)
-        self.port = _free_port()
-        self.url = 'http://127.0.0.1:%d' % self.port
-        self.host = '127.0.0.1:%d' % self.port
-        self.authfile = None
-        auth_conf = ''
-        if auth:
-            htpasswd = os.path.join(base, 'htpasswd')
-            out = subprocess.run(['htpasswd', '-Bbn', USER, PASSWORD], check=True,
-                                 stdout=subprocess.PIPE).stdout
-            with open(htpasswd, 'wb') as f:
-                f.write(out)
-            auth_conf = 'auth:\n  htpasswd:\n    realm: kcb-test\n    path: %s\n' % htpasswd
-            self.authfile = os.path.join(base, 'auth.json')
-            token = base64.b64encode(('%s:%s' % (USER, PASSWORD)).encode()).decode()
-            with open(self.authfile, 'w') as f:
-                json.dump({'auths': {self.host: {'auth': token}}}, f)
-        config = os.path.join(base, 'config.yml')
-        with open(config, 'w') as f:
-            f.write('version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n'
-                    '    rootdirectory: %s\n%shttp:\n  addr: %s\n'
-                    % (os.path.join(base, 'data'), auth_conf, self.host))
-        self.log = open(os.path.join(base, 'registry.log'), 'wb')
-        self.proc = subprocess.Popen(['/usr/bin/docker-registry', 'serve', config],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        for _ in range(200):
-            try:
-                requests.get(self.url + '/v2/', timeout=1)
-                break
-            except requests.exceptions.ConnectionError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError('registry did not start')
-
-    def client(self, **kwargs):
-        return Registry(self.url, tls_verify=False, credentials_file=self.authfile, **kwargs)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.log.close()
 
 
 @pytest.fixture(scope='session')

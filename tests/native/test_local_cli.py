@@ -9,6 +9,7 @@ import pytest
 
 from koji_containerbuild import buildah
 from koji_containerbuild.local import cli
+from tests.support.gitserver import GitDaemon
 
 GOOD_LABELS = ('LABEL com.redhat.component=bad-container name=kcb/bad version=1.0 '
                'release=1\n')
@@ -90,36 +91,15 @@ def test_local_build_without_registry_keeps_dir_image(examples, tmp_path, capsys
 
 def test_local_build_from_git_url(examples, registry, tmp_path, capsys):
     """SOURCE as git_url#ref, served by a real git daemon on loopback."""
-    repo = tmp_path / 'srv' / 'base.git'
-    shutil.copytree(os.path.join(examples, 'base'), str(repo))
-    env = dict(os.environ, GIT_AUTHOR_NAME='t', GIT_AUTHOR_EMAIL='t@x',
-               GIT_COMMITTER_NAME='t', GIT_COMMITTER_EMAIL='t@x')
-    for cmd in (['init', '-q', '-b', 'main'], ['add', '-A', '-f'], ['commit', '-qm', 'base']):
-        subprocess.run(['git'] + cmd, cwd=str(repo), check=True, env=env)
-    sha = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=str(repo), check=True,
-                         stdout=subprocess.PIPE).stdout.decode().strip()
-    from tests.native.conftest import _free_port
-    port = _free_port()
-    daemon = subprocess.Popen(['git', 'daemon', '--export-all', '--reuseaddr',
-                               '--listen=127.0.0.1', '--port=%d' % port,
-                               '--base-path=%s' % (tmp_path / 'srv'), str(tmp_path / 'srv')],
-                              stderr=subprocess.DEVNULL)
+    daemon = GitDaemon(tmp_path / 'gitd').start()
     try:
-        import socket
-        import time
-        for _ in range(100):
-            try:
-                socket.create_connection(('127.0.0.1', port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        sha = daemon.create_from_dir('base', os.path.join(examples, 'base'))
+        port = daemon.port
         out = tmp_path / 'out'
-        url = 'git://127.0.0.1:%d/base.git#main' % port
         rc, stdout, err = run(['build', '-q', '--scratch', '--registry', registry.url,
-                               '--output-dir', str(out), url], capsys)
+                               '--output-dir', str(out), daemon.url('base')], capsys)
     finally:
-        daemon.terminate()
-        daemon.wait()
+        daemon.stop()
     assert rc == 0, err
     meta = json.loads((out / 'metadata.json').read_text())
     assert meta['build']['source'] == 'git://127.0.0.1:%d/base.git#%s' % (port, sha)

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from tests.doubles.hub_session import HubSessionDouble, make_task_handler_options
-from tests.source.gitserver import GitDaemon
+from tests.support.gitserver import GitDaemon
 
 DOCKERFILE = (b'FROM registry.example.com/fedora:40\n'
               b'ENV VERSION=1.0\n'

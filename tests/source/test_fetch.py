@@ -11,7 +11,8 @@ import pytest
 
 from koji_containerbuild import source
 from koji_containerbuild.errors import ConfigError, SourceError
-from tests.source.gitserver import git
+from tests.support.gitserver import git
+from tests.support.net import free_port
 
 
 def _objects_present(repodir, sha):
@@ -270,7 +271,7 @@ def test_password_allowed_but_redacted(tmp_path, workdir, caplog):
     from tests.doubles.hub_session import make_task_handler_options
     opts = make_task_handler_options(tmp_path, allowed_scms='127.0.0.1*:/*',
                                      allow_password_in_scm_url=True)
-    port = _closed_port()
+    port = free_port()   # nothing listens there
     url = 'git+http://bob:S3cretpw@127.0.0.1:%d/demo.git#main' % port
     caplog.set_level(logging.DEBUG)
     with pytest.raises(SourceError) as info:
@@ -278,14 +279,6 @@ def test_password_allowed_but_redacted(tmp_path, workdir, caplog):
     assert 'S3cretpw' not in str(info.value)
     assert 'S3cretpw' not in caplog.text
     assert 'Fetching git+http://' in str(info.value)
-
-
-def _closed_port():
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def test_git_timeout(workdir, options):

@@ -1,15 +1,15 @@
 """A real `git daemon` on 127.0.0.1 serving bare repositories, and a repository builder.
 
-Used by tests/source and benchmarks/source_fetch. Each GitDaemon has its own base
-directory and a free port (retried if another process takes the port first), so it is
-safe under pytest-xdist.
+Used by tests/source, tests/builder, tests/native, tests/native_koji and
+benchmarks/source_fetch. Each GitDaemon has its own base directory and a free port
+(retried if another process takes the port first), so it is safe under pytest-xdist.
 """
 
 import os
 import shutil
-import socket
 import subprocess
-import time
+
+from tests.support.net import free_port, wait_for_port
 
 GIT_ENV = {
     'GIT_CONFIG_NOSYSTEM': '1',
@@ -37,12 +37,6 @@ def git(*args, **kwargs):
     return out.stdout.decode('utf-8', 'replace')
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 class GitDaemon(object):
     """`git daemon --export-all --base-path=<base> --enable=upload-pack` on 127.0.0.1."""
 
@@ -65,25 +59,12 @@ class GitDaemon(object):
                  '--enable=upload-pack', '--listen=127.0.0.1', '--port=%d' % port,
                  '--reuseaddr', '--informative-errors', self.repos],
                 env=git_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            if self._wait_ready(port, proc):
+            if wait_for_port(port, proc):
                 self.proc, self.port = proc, port
                 return self
             proc.kill()
             proc.wait()
         raise RuntimeError('git daemon did not start')
-
-    @staticmethod
-    def _wait_ready(port, proc, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                return False
-            try:
-                with socket.create_connection(('127.0.0.1', port), timeout=0.5):
-                    return True
-            except OSError:
-                time.sleep(0.05)
-        return False
 
     def stop(self):
         if self.proc is not None:
@@ -100,7 +81,7 @@ class GitDaemon(object):
         return '%s127.0.0.1:%d/%s.git%s#%s' % (scheme, self.port, name, query, ref)
 
     def create(self, name, commits, allow_filter=True, tags=None):
-        """Create bare repo <name>.git from `commits`: [{path: bytes|None|('link', target)}].
+        """Create bare repo <name>.git from `commits`: [{path: bytes|str|None|('link', target)}].
 
         None deletes a path. Returns the list of commit shas (oldest first). `tags`:
         {tag: commit index} (annotated tags).
@@ -122,6 +103,8 @@ class GitDaemon(object):
                 if isinstance(content, tuple):
                     os.symlink(content[1], full)
                 else:
+                    if isinstance(content, str):
+                        content = content.encode('utf-8')
                     with open(full, 'wb') as handle:
                         handle.write(content)
             git('add', '-A', cwd=work)
@@ -129,13 +112,29 @@ class GitDaemon(object):
             shas.append(git('rev-parse', 'HEAD', cwd=work).strip())
         for tag, index in (tags or {}).items():
             git('tag', '-a', tag, '-m', 'tag ' + tag, shas[index], cwd=work)
+        self._publish(name, work, allow_filter)
+        return shas
+
+    def create_from_dir(self, name, path):
+        """Bare repo <name>.git with one commit of directory `path` as it is, git-ignored
+        files included (a build context with its prepared rootfs). Returns the sha."""
+        work = os.path.join(self.base, 'work', name)
+        if os.path.exists(work):
+            shutil.rmtree(work)
+        shutil.copytree(str(path), work, symlinks=True)
+        git('init', '-q', '-b', 'main', work)
+        git('add', '-A', '-f', cwd=work)
+        git('commit', '-q', '-m', 'import %s' % os.path.basename(str(path)), cwd=work)
+        self._publish(name, work, True)
+        return git('rev-parse', 'HEAD', cwd=work).strip()
+
+    def _publish(self, name, work, allow_filter):
         bare = os.path.join(self.repos, name + '.git')
         if os.path.exists(bare):
             shutil.rmtree(bare)
         git('clone', '-q', '--bare', work, bare)
         if allow_filter:
             git('config', 'uploadpack.allowFilter', 'true', cwd=bare)
-        return shas
 
     def blob_sha(self, name, commit, path):
         bare = os.path.join(self.repos, name + '.git')
