@@ -38,7 +38,8 @@ KEYS = (
      'Content generator name used for CGInitBuild/CGImport (grant it to every builder user)'),
     ('channel', 'container-binary', 'text',
      'Koji channel of the per-arch createContainer subtasks (hosts with buildah, per arch)'),
-    ('network', 'host', 'choice', 'buildah --network for RUN steps: host, private or none'),
+    ('network', 'private', 'choice', 'buildah --network for RUN steps: private (own network '
+     'namespace: builds reach repos but not the builder\'s loopback services), host or none'),
     ('isolation', 'oci', 'choice', 'buildah --isolation for RUN steps: oci, chroot or rootless'),
     ('pull', 'always', 'choice', 'Base image pull policy: always, missing, never or newer'),
     ('storage_root', '', 'path', 'buildah --root (empty: buildah default storage)'),

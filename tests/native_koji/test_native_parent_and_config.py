@@ -97,3 +97,19 @@ def test_config_errors(text, word):
         _parse('[native]\n' + text)
     assert word in str(info.value)
     assert 'u:p' not in str(info.value)
+
+
+def test_sample_builder_config_carries_the_native_defaults():
+    """builder/builder_containerbuild.conf (shipped as the -builder RPM's config) holds the
+    [native] section exactly as the code defines it, so the two cannot drift."""
+    import configparser
+    import os
+    path = os.path.join(os.path.dirname(__file__), '..', '..', 'builder',
+                        'builder_containerbuild.conf')
+    with open(path) as f:
+        text = f.read()
+    assert text.endswith(native_config.sample_section())
+    parser = configparser.RawConfigParser()
+    parser.read_string(text)
+    assert dict(parser.items('native')) == dict(
+        (key, str(default)) for key, default, _kind, _help in native_config.KEYS)
