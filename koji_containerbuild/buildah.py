@@ -11,12 +11,12 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import uuid
 
 from koji_containerbuild import scmurl
+from koji_containerbuild.procs import kill_group
 from koji_containerbuild.errors import BackendError
 
 # Koji RPM arch -> Go architecture (image config and manifest lists use Go names).
@@ -153,23 +153,11 @@ def stream(cmd, log_line, cwd=None, env=None):
             log_line(line)
         rc = proc.wait()
     except BaseException:
-        kill_tree(proc)
+        kill_group(proc)
         raise
     finally:
         proc.stdout.close()
     return rc, tail
-
-
-def kill_tree(proc):
-    """Kill a process started with start_new_session=True and everything it spawned."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:  # pragma: no cover - a stuck process in D state
-        pass
 
 
 def _failure_reason(tail):

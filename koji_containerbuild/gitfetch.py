@@ -8,12 +8,12 @@ reach a log or a fault is redacted.
 
 import os
 import re
-import signal
 import subprocess
 import tempfile
 import time
 
 from koji_containerbuild import scmurl
+from koji_containerbuild.procs import kill_group
 from koji_containerbuild.errors import SourceError
 
 DEFAULT_TIMEOUT = 600.0
@@ -93,12 +93,12 @@ class Git(object):
             try:
                 proc.wait(timeout=left)
             except subprocess.TimeoutExpired:
-                _kill_group(proc)
+                kill_group(proc, wait=10)
                 raise SourceError('Fetching the source took longer than %d seconds (git %s)'
                                   % (int(self.timeout), args[0]))
             except BaseException:
                 # KeyboardInterrupt/SystemExit from kojid's cancel: leave no git behind.
-                _kill_group(proc)
+                kill_group(proc, wait=10)
                 raise
             stdout = _tail(out, 1024 * 1024)
             stderr = self.redact(_tail(err, 64 * 1024))
@@ -125,13 +125,3 @@ def _tail(handle, limit):
     handle.seek(max(0, size - limit))
     return handle.read().decode('utf-8', 'replace')
 
-
-def _kill_group(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL not honoured
-        pass
