@@ -445,10 +445,10 @@ class ParentBuild(object):
         known = set(((build.get('extra') or {}).get('image') or {}).get('index', {})
                     .get('digests', {}).values())
         for archive in self.session.listArchives(buildID=build['id'], type='image') or []:
-            extra = archive.get('extra') or {}
-            # the hub keeps the output's extra minus the btype key: {'docker': {...}}
-            docker = extra.get('docker') if 'docker' in extra else extra
-            known.update((docker.get('digests') or {}).values())
+            # the hub keeps the CG output's whole extra: {'image': {...}, 'docker': {...}}
+            docker = (archive.get('extra') or {}).get('docker')
+            if isinstance(docker, dict) and isinstance(docker.get('digests'), dict):
+                known.update(docker['digests'].values())
         if not set(d.split('@', 1)[1] for d in pinned.values() if d) & known:
             self.warnings.append('Parent image %s carries the labels of %s but not its '
                                  'digest: not recorded as the parent build'

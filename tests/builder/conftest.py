@@ -70,10 +70,8 @@ def options(tmp_path):
 def hub():
     hub = HubSessionDouble()
     hub.add_user('alice')
-    hub.add_tag('f40-container-build', arches='x86_64 aarch64')
-    hub.add_tag(TARGET, arches='')
-    hub.add_target(TARGET, 'f40-container-build', TARGET)
-    hub.add_package(TARGET, 'demo-container')
+    hub.add_container_target(TARGET, 'f40-container-build', 'x86_64 aarch64',
+                             ['demo-container'])
     return hub
 
 

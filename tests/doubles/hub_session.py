@@ -15,8 +15,10 @@ container-image-metadata.md §2/§4. Use it wherever a test needs a hub:
 What it models (each rule is the real hub's, not a convenience):
 
 - Return shapes of the user API (getTag, getBuildConfig, getPackageConfig, getBuild,
-  getTaskInfo, getUser, getChannel, getLastEvent, getBuildTarget, listTaskOutput with
-  ``st_size`` as a *string*, downloadTaskOutput returning bytes as ClientSession does).
+  getBuildType, getTaskInfo, getUser, getChannel, getLastEvent, getBuildTarget, getRepo
+  (seed repos with ``add_repo``), listTaskOutput with ``st_size`` as a *string*,
+  downloadTaskOutput returning bytes as ClientSession does, listArchives whose ``extra``
+  is the CG output's whole ``extra``: ``{'image': {'arch'}, 'docker': {...}}``).
 - Faults are real koji exception classes (GenericError, ActionNotAllowed, AuthError,
   TagError, ParameterError, BuildError). Where the hub would hit a raw Python error
   (a missing metadata key in CGImport) the client sees ``xmlrpc.client.Fault`` with
@@ -33,7 +35,8 @@ What it models (each rule is the real hub's, not a convenience):
 - ``host.taskWaitResults`` returns ``[[id, result], ...]``; a failed child re-raises its
   fault, a canceled one raises "Task N is canceled"; ``canfail`` children give
   ``{'faultCode', 'faultString'}`` instead.
-- Cancellation (``cancelTask`` / ``cancel_task``): CANCELED at once, children recursively,
+- Cancellation (``cancelTask`` / ``cancel_task``; ``cancelTaskChildren`` for the children
+  only): CANCELED at once, children recursively,
   BUILDING builds whose task_id is the task become CANCELED; afterwards closeTask,
   subtask, tagBuild and uploads for that task raise ActionNotAllowed.
 - Content generators: CGInitBuild / CGImport / CGRefundBuild with CG access (AuthError),
@@ -155,7 +158,7 @@ class HubSessionDouble(object):
         self.topdir = topdir
         self._event = 1000
         self._next_id = {'user': 1, 'tag': 1, 'target': 1, 'package': 1, 'build': 1,
-                         'task': 12340, 'channel': 1, 'archive': 1, 'cg': 1}
+                         'task': 12340, 'channel': 1, 'archive': 1, 'cg': 1, 'repo': 1}
         self._users = {}
         self._channels = {}
         self._tags = {}
@@ -171,6 +174,7 @@ class HubSessionDouble(object):
         self._cgs = {}                 # cg name -> id
         self._reservations = {}        # build id -> {'token', 'cg'}
         self._archives = {}
+        self._repos = {}               # repo id -> record (getRepo)
         self._tagged = {}              # tag id -> [build ids]
         self._build_dirs = set()       # build ids whose directory exists (imported)
         self.btypes = set(['rpm', 'maven', 'win', 'image'])
@@ -352,6 +356,38 @@ class HubSessionDouble(object):
                 self._cgs[cg] = self._new_id('cg')
             uid = self._ensure_user(user)
             self._cg_access.setdefault(cg, set()).add(uid)
+
+    def add_container_target(self, target, build_tag, arches='x86_64', packages=()):
+        """The usual container-build setup: build tag ``build_tag`` with ``arches``, a
+        destination tag named like ``target`` (no arches of its own), the target, and
+        ``packages`` listed in the destination tag. Returns the getBuildTarget() dict."""
+        with self._lock:
+            self.add_tag(build_tag, arches=arches)
+            self.add_tag(target, arches='')
+            self.add_target(target, build_tag, target)
+            for pkg in packages:
+                self.add_package(target, pkg)
+            return self._api_getBuildTarget(target)
+
+    def add_repo(self, tag, repo_id=None, state=koji.REPO_STATES['READY'], dist=False,
+                 task_id=None):
+        """A repo of ``tag`` made now (as kojira's newRepo would); returns its getRepo()
+        dict. A later repo of the same tag is the newer one."""
+        with self._lock:
+            tinfo = self._tag_strict(tag)
+            rid = repo_id if repo_id is not None else self._new_id('repo')
+            now = time.time()
+            self._repos[rid] = {
+                'id': rid, 'tag_id': tinfo['id'], 'tag_name': tinfo['name'],
+                'creation_time': _iso(now), 'creation_ts': now,
+                'state_time': _iso(now), 'state_ts': now,
+                'create_event': self._bump_event(), 'create_ts': now,
+                'begin_event': None, 'begin_ts': None, 'end_event': None, 'end_ts': None,
+                'state': state, 'dist': bool(dist), 'opts': {}, 'custom_opts': {},
+                'task_id': task_id,
+                'task_state': self._tasks[task_id]['state'] if task_id in self._tasks else None,
+            }
+            return self._repo_view(self._repos[rid])
 
     def add_btype(self, name):
         with self._lock:
@@ -559,6 +595,19 @@ class HubSessionDouble(object):
             return None
         raise koji.GenericError('Invalid type for build info: %r' % (info,))
 
+    def _repo_view(self, repo):
+        return copy.deepcopy(repo)
+
+    def _build_btypes(self, build):
+        """The build's types: recorded at CGImport, else read from a seeded build's extra
+        (legacy keys and typeinfo)."""
+        if '_btypes' in build:
+            return list(build['_btypes'])
+        extra = build.get('extra') or {}
+        types = [k for k in LEGACY_BTYPES if k in extra]
+        types += [k for k in (extra.get('typeinfo') or {}) if k not in types]
+        return types
+
     def _build_view(self, build):
         view = dict((k, copy.deepcopy(v)) for k, v in build.items() if not k.startswith('_'))
         for key in ('creation', 'start', 'completion', 'promotion'):
@@ -678,6 +727,39 @@ class HubSessionDouble(object):
             return None
         return self._build_view(build)
 
+    def _api_getBuildType(self, buildInfo, strict=False):
+        """{btype: info}: typeinfo for new-style types, and for the legacy image type
+        ``{'build_id': id}`` (kojihub's image_builds row)."""
+        build = self._build_lookup(buildInfo)
+        if build is None:
+            if strict:
+                raise koji.GenericError('No such build: %s' % (buildInfo,))
+            return None
+        typeinfo = (build.get('extra') or {}).get('typeinfo') or {}
+        result = {}
+        for btype in self._build_btypes(build):
+            if btype == 'image':
+                result[btype] = {'build_id': build['id']}
+            else:
+                result[btype] = copy.deepcopy(typeinfo.get(btype))
+        return result
+
+    def _api_getRepo(self, tag, state=None, event=None, dist=False, min_event=None):
+        """The newest repo of ``tag`` (kojihub old_get_repo): READY unless ``state`` is
+        given; with ``event``, the newest made at or before it whatever its state. None
+        when there is none; an unknown tag is a GenericError."""
+        tinfo = self._tag_strict(tag)
+        if event is None and state is None:
+            state = koji.REPO_STATES['READY']
+        found = [r for r in self._repos.values()
+                 if r['tag_id'] == tinfo['id'] and r['dist'] == bool(dist)
+                 and (event is None or r['create_event'] <= event)
+                 and (event is not None or r['state'] == state)
+                 and (min_event is None or r['create_event'] >= min_event)]
+        if not found:
+            return None
+        return self._repo_view(max(found, key=lambda r: r['create_event']))
+
     def _api_getNextRelease(self, build_info, incr=1):
         """Bump the release of the newest COMPLETE/DELETED/BUILDING non-draft build of
         name+version: N, N.dist or a.b.N; no build gives '1'."""
@@ -742,6 +824,15 @@ class HubSessionDouble(object):
         if task['host_id'] != self.host_id and task['owner'] != self.user_id:
             raise koji.ActionNotAllowed('Cannot cancel task, not owner')
         return self._cancel(task['id'], recurse)
+
+    def _api_cancelTaskChildren(self, task_id):
+        """Cancel every child (recursively); same permission rule as cancelTask for this
+        host session: the task's owner or the host running it."""
+        task = self._task_strict(task_id)
+        if task['host_id'] != self.host_id and task['owner'] != self.user_id:
+            raise koji.ActionNotAllowed('Cannot cancel task, not owner')
+        for child in [t for t in self._tasks.values() if t['parent'] == task['id']]:
+            self._cancel(child['id'], True)
 
     def _cancel(self, task_id, recurse):
         task = self._task_strict(task_id)
@@ -1289,7 +1380,8 @@ class HubSessionDouble(object):
                 'size': int(out['filesize']), 'checksum': out['checksum'],
                 'checksum_type': CHECKSUM_TYPES.index(out['checksum_type']) * 2,
                 'btype': btype, 'btype_id': sorted(self.btypes).index(btype) + 1,
-                'extra': copy.deepcopy((out.get('extra') or {}).get('docker')),
+                # the hub stores the output's whole extra (btype key included)
+                'extra': copy.deepcopy(out.get('extra')),
                 'metadata_only': bool(out.get('metadata_only')), '_image_arch': image_arch,
                 '_output': copy.deepcopy(out),
             }

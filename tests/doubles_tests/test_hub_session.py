@@ -12,21 +12,10 @@ import koji
 import koji.tasks
 import pytest
 
+from tests.doubles.hub_fixtures import TASK_PARAMS
 from tests.doubles.hub_session import HubSessionDouble, make_task_handler_options
 
 CG = 'atomic-reactor'
-
-
-@pytest.fixture
-def hub():
-    hub = HubSessionDouble()
-    hub.add_user('alice')
-    return hub
-
-
-@pytest.fixture
-def task_id(hub):
-    return hub.add_task('buildContainer', ['git://h/r#a', 'tgt', {}], owner='alice')
 
 
 # ---------------------------------------------------------------- shapes
@@ -59,7 +48,7 @@ def test_user_api_shapes(hub, task_id):
                 'weight', 'request'):
         assert key in info
     assert isinstance(info['state'], int) and isinstance(info['create_time'], str)
-    assert info['request'] == ['git://h/r#a', 'tgt', {}]
+    assert info['request'] == TASK_PARAMS
     assert hub.getTaskInfo(999999) is None
     owner = hub.getUser(info['owner'])
     assert owner['name'] == 'alice'
@@ -237,7 +226,7 @@ def test_real_base_task_handler_wait(hub, task_id, tmp_path):
             return self.wait([child], all=True)
 
     options = make_task_handler_options(tmp_path)
-    handler = Handler(task_id, 'buildContainer', ['git://h/r#a', 'tgt', {}], hub, options)
+    handler = Handler(task_id, 'buildContainer', TASK_PARAMS, hub, options)
     assert handler.getUploadDir() == koji.pathinfo.taskrelpath(task_id)
     result = handler.run()
     assert list(result.values()) == ['done']

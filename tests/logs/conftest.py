@@ -1,25 +1,11 @@
 """Fixtures for the log relay tests: a hub double with one OPEN task on this host."""
 
+import koji
 import pytest
 
-import koji
-
-from tests.doubles.hub_session import HubSessionDouble
+from tests.doubles.hub_fixtures import hub, task_id  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
-def hub():
-    hub = HubSessionDouble()
-    hub.add_user('alice')
-    return hub
-
-
-@pytest.fixture
-def task_id(hub):
-    return hub.add_task('buildContainer', ['git://scm.example.com/c/demo#abc', 't', {}],
-                        owner='alice')
-
-
-@pytest.fixture
-def upload_path(task_id):
+def upload_path(task_id):  # noqa: F811
     return koji.pathinfo.taskrelpath(task_id)

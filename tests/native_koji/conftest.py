@@ -6,11 +6,7 @@ import json
 import logging
 import os
 import shutil
-import socket
-import subprocess
 import tarfile
-import time
-import urllib.request
 
 import koji
 import koji.tasks
@@ -19,98 +15,34 @@ import pytest
 from koji_containerbuild import config as config_mod, plan as plan_mod
 from koji_containerbuild.backends import native
 from tests.doubles.hub_session import HubSessionDouble, make_task_handler_options
+from tests.support.gitserver import GitDaemon
+from tests.support.registry import RunningRegistry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SECRET = 's3cr3t-Pa55word-never-logged'
 
 
-def free_port():
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
-def _wait_http(url, proc, what):
-    for _ in range(200):
-        if proc.poll() is not None:
-            raise RuntimeError('%s exited early' % what)
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except Exception:
-            time.sleep(0.05)
-    raise RuntimeError('%s did not start' % what)
-
-
 @pytest.fixture(scope='session')
 def registry_url(tmp_path_factory):
     """A docker-distribution registry on a free loopback port (plain HTTP)."""
-    base = tmp_path_factory.mktemp('registry')
-    port = free_port()
-    conf = base / 'config.yml'
-    conf.write_text('version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n'
-                    '    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n'
-                    '  addr: 127.0.0.1:%d\n' % (base / 'data', port))
-    log = open(str(base / 'registry.log'), 'wb')
-    proc = subprocess.Popen(['/usr/bin/docker-registry', 'serve', str(conf)], stdout=log,
-                            stderr=subprocess.STDOUT)
-    try:
-        _wait_http('http://127.0.0.1:%d/v2/' % port, proc, 'docker-registry')
-        yield 'http://127.0.0.1:%d' % port
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+    reg = RunningRegistry(str(tmp_path_factory.mktemp('registry') / 'registry'))
+    yield reg.url
+    reg.stop()
 
 
 @pytest.fixture(scope='session')
 def git_server(tmp_path_factory):
-    """`git daemon` exporting a base dir; returns (base_dir, 'git://127.0.0.1:port')."""
-    base = tmp_path_factory.mktemp('git')
-    port = free_port()
-    proc = subprocess.Popen(['git', 'daemon', '--reuseaddr', '--export-all',
-                             '--listen=127.0.0.1', '--port=%d' % port,
-                             '--base-path=%s' % base, str(base)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(200):
-            try:
-                socket.create_connection(('127.0.0.1', port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield str(base), 'git://127.0.0.1:%d' % port
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _git(cwd, *args):
-    env = dict(os.environ, GIT_AUTHOR_NAME='t', GIT_AUTHOR_EMAIL='t@example.com',
-               GIT_COMMITTER_NAME='t', GIT_COMMITTER_EMAIL='t@example.com',
-               GIT_CONFIG_NOSYSTEM='1', HOME=str(cwd))
-    return subprocess.run(['git'] + list(args), cwd=str(cwd), env=env, check=True,
-                          stdout=subprocess.PIPE).stdout.decode().strip()
+    """A `git daemon` on loopback (tests.support.gitserver.GitDaemon)."""
+    daemon = GitDaemon(tmp_path_factory.mktemp('git')).start()
+    yield daemon
+    daemon.stop()
 
 
 def make_repo(git_server, name, files):
-    """A git repository `name` served by git_server; returns 'git://.../name#<sha>'."""
-    base, url = git_server
-    path = os.path.join(base, name)
-    os.makedirs(path)
-    _git(path, 'init', '-q', '-b', 'main')
-    for fname, data in files.items():
-        mode = 'wb' if isinstance(data, bytes) else 'w'
-        with open(os.path.join(path, fname), mode) as f:
-            f.write(data)
-    _git(path, 'add', '.')
-    _git(path, 'commit', '-q', '-m', 'image')
-    _git(path, 'config', 'uploadpack.allowFilter', 'true')
-    _git(path, 'config', 'uploadpack.allowAnySHA1InWant', 'true')
-    sha = _git(path, 'rev-parse', 'HEAD')
-    return '%s/%s#%s' % (url, name, sha), sha
+    """A repository `name` with one commit of `files` ({path: str|bytes}) served by
+    git_server; returns ('git://.../name.git#<sha>', sha)."""
+    sha = git_server.create(name, [files])[0]
+    return git_server.url(name, ref=sha), sha
 
 
 @pytest.fixture(scope='session')
@@ -157,46 +89,20 @@ class ArchHandler(koji.tasks.BaseTaskHandler):
         return native.run_arch(self, self.config, *args)
 
 
-class KojiHub(HubSessionDouble):
-    """The H5a hub double plus two hub calls it lacks (getRepo, cancelTaskChildren),
-    with the real hub's shapes and permission rule (facts §3: the parent's host or owner
-    may cancel its children)."""
-
-    repo_ids = None
-
-    def _api_getRepo(self, tag, state=None, event=None, dist=False, min_event=None):
-        tinfo = self._tag_strict(tag)
-        repo_id = (self.repo_ids or {}).get(tinfo['name'])
-        if repo_id is None:
-            return None
-        return {'id': repo_id, 'state': koji.REPO_STATES['READY'], 'create_event': 1000,
-                'create_ts': 1700000000.0, 'dist': False, 'task_id': None}
-
-    def _api_cancelTaskChildren(self, task_id):
-        task = self._task_strict(task_id)
-        if task['host_id'] != self.host_id and task['owner'] != self.user_id:
-            raise koji.ActionNotAllowed('Cannot cancel task children, not owner')
-        for child in [t for t in self._tasks.values() if t['parent'] == task['id']]:
-            self._cancel(child['id'], True)
-
-
 class World(object):
     """Hub double + options + config + handlers wired for one test."""
 
     def __init__(self, tmp_path, registry_url, arches='x86_64', registry_extra='',
                  isolation='chroot'):
         self.tmp = tmp_path
-        self.hub = KojiHub()
+        self.hub = HubSessionDouble()
         hub = self.hub
         hub.add_user('alice')
-        hub.add_tag('f40-container-build', arches=arches)
-        hub.add_tag('f40-container-candidate')
-        hub.add_target('f40-container-candidate', 'f40-container-build',
-                       'f40-container-candidate')
-        hub.add_package('f40-container-candidate', 'demo-container')
+        hub.add_container_target('f40-container-candidate', 'f40-container-build', arches,
+                                 ['demo-container'])
         hub.add_channel('container-binary')
         hub.grant_cg_access(hub._host_info['name'], 'koji-containerbuild')
-        hub.repo_ids = {'f40-container-build': 77}
+        hub.add_repo('f40-container-build', repo_id=77)
         self.options = make_task_handler_options(
             tmp_path, allowed_scms='127.0.0.1*:/*:no', topurl='http://127.0.0.1:9/kojifiles')
         self.auth_path = tmp_path / 'auth.json'

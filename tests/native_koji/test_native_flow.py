@@ -59,8 +59,9 @@ def test_build_import_tag_publish(world_factory, git_server, small_rootfs, regis
     # archives: one image per arch with its docker extra; the log imported too
     archives = hub.listArchives(buildID=build['id'])
     assert [a['filename'].split('.')[-3] for a in archives] == ['x86_64']
-    extra = archives[0]['extra']
-    docker = extra.get('docker', extra)   # hub: output extra minus the btype key
+    extra = archives[0]['extra']          # the hub keeps the output's whole extra
+    assert extra['image'] == {'arch': 'x86_64'}
+    docker = extra['docker']
     assert docker['tags'] == ['%s-x86_64' % unique]
     assert docker['repositories'][0] == '%s/acme/flow-ok:%s-x86_64' % (host, unique)
     imported = [o for (m, a, k) in hub.calls if m == 'CGImport' for o in [a]]

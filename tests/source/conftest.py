@@ -60,8 +60,6 @@ def hub():
     """Hub double seeded with a user, tags, a target and a listed package."""
     hub = HubSessionDouble()
     hub.add_user('alice')
-    hub.add_tag('f40-container-build', arches='x86_64 aarch64 i686 ppc64le')
-    hub.add_tag('f40-container-candidate', arches='')
-    hub.add_target('f40-container-candidate', 'f40-container-build', 'f40-container-candidate')
-    hub.add_package('f40-container-candidate', 'demo-container')
+    hub.add_container_target('f40-container-candidate', 'f40-container-build',
+                             'x86_64 aarch64 i686 ppc64le', ['demo-container'])
     return hub

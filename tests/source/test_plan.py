@@ -189,28 +189,12 @@ def test_not_allowed_scm(git_daemon, hub, workdir, tmp_path):
 
 # ------------------------------------------------------------------ source containers
 
-class HubWithBuildTypes(HubSessionDouble):
-    """The double plus getBuildType (kojihub: {btype: info} of the build's types)."""
-
-    def _api_getBuildType(self, buildInfo, strict=False):
-        build = self._build_lookup(buildInfo)
-        if build is None:
-            if strict:
-                raise koji.GenericError('No such build: %s' % (buildInfo,))
-            return None
-        extra = build.get('extra') or {}
-        return dict((k, {'build_id': build['id']}) for k in ('image', 'maven', 'win')
-                    if k in extra) or {}
-
-
 @pytest.fixture
 def shub():
-    hub = HubWithBuildTypes()
+    hub = HubSessionDouble()
     hub.add_user('alice')
-    hub.add_tag('f40-container-build', arches='x86_64')
-    hub.add_tag(TARGET, arches='')
-    hub.add_target(TARGET, 'f40-container-build', TARGET)
-    hub.add_package(TARGET, 'demo-container-source')
+    hub.add_container_target(TARGET, 'f40-container-build', 'x86_64',
+                             ['demo-container-source'])
     image = hub.add_build('demo-container-1.0-3', extra={'image': {'index': {}}})
     hub.image_build = image
     return hub
