@@ -24,10 +24,9 @@ DOCKERFILE = (b'FROM registry.example.com/fedora:40\n'
 
 @pytest.fixture(scope='session')
 def git_daemon(tmp_path_factory):
-    daemon = GitDaemon(tmp_path_factory.mktemp('gitd')).start()
-    daemon.create('demo', [{'Dockerfile': DOCKERFILE, 'additional-tags': b'latest\n'}])
-    yield daemon
-    daemon.stop()
+    with GitDaemon(tmp_path_factory.mktemp('gitd')) as daemon:
+        daemon.create('demo', [{'Dockerfile': DOCKERFILE, 'additional-tags': b'latest\n'}])
+        yield daemon
 
 
 @pytest.fixture

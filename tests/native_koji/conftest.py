@@ -33,9 +33,8 @@ def registry_url(tmp_path_factory):
 @pytest.fixture(scope='session')
 def git_server(tmp_path_factory):
     """A `git daemon` on loopback (tests.support.gitserver.GitDaemon)."""
-    daemon = GitDaemon(tmp_path_factory.mktemp('git')).start()
-    yield daemon
-    daemon.stop()
+    with GitDaemon(tmp_path_factory.mktemp('git')) as daemon:
+        yield daemon
 
 
 def make_repo(git_server, name, files):

@@ -19,22 +19,21 @@ DOCKERFILE = (b'FROM registry.example.com/fedora:40\n'
 @pytest.fixture(scope='session')
 def git_daemon(tmp_path_factory):
     """One git daemon per test process (xdist worker), serving prepared repositories."""
-    daemon = GitDaemon(tmp_path_factory.mktemp('gitd')).start()
     big = bytes(range(256)) * 4096   # 1 MiB that partial fetches must not download
-    shas = daemon.create('demo', [
-        {'Dockerfile': DOCKERFILE, 'additional-tags': b'latest\nstable\n',
-         'big.bin': big, 'src/app.py': b'print(1)\n',
-         'sub/Dockerfile': b'FROM x\nLABEL BZComponent=sub Name=sub Version=2 Release=1\n'},
-        {'README': b'second commit\n'},
-    ], tags={'v1': 0})
-    daemon.create('demo-nofilter', [
-        {'Dockerfile': DOCKERFILE, 'big.bin': big, 'additional-tags': b'latest\n'},
-        {'README': b'second commit\n'},
-    ], allow_filter=False)
-    daemon.shas = {'demo': shas}
-    daemon.big_blob = daemon.blob_sha('demo', shas[0], 'big.bin')
-    yield daemon
-    daemon.stop()
+    with GitDaemon(tmp_path_factory.mktemp('gitd')) as daemon:
+        shas = daemon.create('demo', [
+            {'Dockerfile': DOCKERFILE, 'additional-tags': b'latest\nstable\n',
+             'big.bin': big, 'src/app.py': b'print(1)\n',
+             'sub/Dockerfile': b'FROM x\nLABEL BZComponent=sub Name=sub Version=2 Release=1\n'},
+            {'README': b'second commit\n'},
+        ], tags={'v1': 0})
+        daemon.create('demo-nofilter', [
+            {'Dockerfile': DOCKERFILE, 'big.bin': big, 'additional-tags': b'latest\n'},
+            {'README': b'second commit\n'},
+        ], allow_filter=False)
+        daemon.shas = {'demo': shas}
+        daemon.big_blob = daemon.blob_sha('demo', shas[0], 'big.bin')
+        yield daemon
 
 
 @pytest.fixture

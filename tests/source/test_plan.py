@@ -5,7 +5,7 @@ import pytest
 
 from koji_containerbuild import plan
 from koji_containerbuild.errors import BuildCheckError, OptionError, SourceError
-from tests.doubles.hub_session import HubSessionDouble, make_task_handler_options
+from tests.doubles.hub_session import make_task_handler_options
 
 TARGET = 'f40-container-candidate'
 OPTS = {'git_branch': 'main'}
@@ -190,13 +190,10 @@ def test_not_allowed_scm(git_daemon, hub, workdir, tmp_path):
 # ------------------------------------------------------------------ source containers
 
 @pytest.fixture
-def shub():
-    hub = HubSessionDouble()
-    hub.add_user('alice')
-    hub.add_container_target(TARGET, 'f40-container-build', 'x86_64',
-                             ['demo-container-source'])
-    image = hub.add_build('demo-container-1.0-3', extra={'image': {'index': {}}})
-    hub.image_build = image
+def shub(hub):
+    """The source conftest's hub plus the source package and a binary image build."""
+    hub.add_package(TARGET, 'demo-container-source')
+    hub.image_build = hub.add_build('demo-container-1.0-3', extra={'image': {'index': {}}})
     return hub
 
 

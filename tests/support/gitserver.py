@@ -38,7 +38,10 @@ def git(*args, **kwargs):
 
 
 class GitDaemon(object):
-    """`git daemon --export-all --base-path=<base> --enable=upload-pack` on 127.0.0.1."""
+    """`git daemon --export-all --base-path=<base> --enable=upload-pack` on 127.0.0.1.
+
+    ``start()``/``stop()``, or ``with GitDaemon(base) as daemon:`` (started, then stopped).
+    """
 
     def __init__(self, base):
         self.base = str(base)
@@ -65,6 +68,12 @@ class GitDaemon(object):
             proc.kill()
             proc.wait()
         raise RuntimeError('git daemon did not start')
+
+    def __enter__(self):
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc_info):
+        self.stop()
 
     def stop(self):
         if self.proc is not None:
