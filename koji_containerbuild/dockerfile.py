@@ -1,6 +1,7 @@
-"""A small, strict Dockerfile reader: LABEL, ENV and ARG with variable substitution.
+"""A small, strict Dockerfile reader: FROM, LABEL, ENV and ARG with variable substitution.
 
-Only what the pre-build checks need: the labels and environment of the final stage.
+Only what the pre-build checks and the build need: the labels and environment of the
+final stage, and every FROM line (with where it is, so a build can pin it).
 The Dockerfile comes from a user's repository, so it is hostile input: every problem
 becomes a SourceError naming the line, and sizes are bounded (file, values, total
 expansion work) so a crafted file cannot exhaust memory or time.
@@ -32,13 +33,24 @@ _HEREDOC_INSTRUCTIONS = ('RUN', 'COPY', 'ADD')
 
 
 class Dockerfile(object):
-    """What the checks need from a Dockerfile: final-stage labels and env, base image."""
+    """What the checks need from a Dockerfile: final-stage labels and env, base image.
 
-    def __init__(self, labels, env, base_image, stages):
+    froms: one dict per FROM instruction, in order: `image` (global ARGs expanded),
+    `alias` (lower case, or None), `flags` (the `--...` words as written), `stage_ref`
+    (True when `image` names an earlier stage), `first`/`last` (0-based indexes of the
+    instruction's first and last line in the text's splitlines()).
+    """
+
+    def __init__(self, labels, env, base_image, stages, froms=()):
         self.labels = labels
         self.env = env
         self.base_image = base_image
         self.stages = stages
+        self.froms = list(froms)
+
+    def from_images(self):
+        """The images the FROM lines pull, in order (references to stages left out)."""
+        return [entry['image'] for entry in self.froms if not entry['stage_ref']]
 
 
 def _short(text):
@@ -242,7 +254,8 @@ def _check_text(text, lineno, what):
 
 
 def _logical_lines(text):
-    """Yield (lineno, line) joined across continuations; comments and blanks skipped."""
+    """Yield (lineno, last lineno, line, escape) for each instruction, joined across
+    continuations (1-based line numbers); comments and blanks skipped."""
     lines = text.splitlines()
     escape = '\\'
     index = 0
@@ -295,7 +308,7 @@ def _logical_lines(text):
         if keyword in _HEREDOC_INSTRUCTIONS:
             for match in _HEREDOC_RE.finditer(joined):
                 heredocs.append((match.group(1) == '-', match.group(3)))
-        yield start, joined, escape
+        yield start, index, joined, escape
 
 
 def _pairs(lexer, keyword):
@@ -335,13 +348,16 @@ def parse(data, build_args=None):
     global_args = {}      # ARGs before the first FROM: usable in FROM lines
     stages = []           # [{'name', 'labels', 'env', 'args', 'base'}]
     stage = None
-    for lineno, line, escape in _logical_lines(text):
+    froms = []
+    for lineno, last, line, escape in _logical_lines(text):
         parts = line.split(None, 1)
         keyword = parts[0].upper()
         rest = parts[1] if len(parts) > 1 else ''
         if keyword == 'FROM':
-            stage = _from(rest, lineno, escape, global_args, stages, budget)
+            stage, entry = _from(rest, lineno, escape, global_args, stages, budget)
+            entry.update(first=lineno - 1, last=last - 1)
             stages.append(stage)
+            froms.append(entry)
             continue
         if keyword not in ('ARG', 'ENV', 'LABEL'):
             continue
@@ -364,7 +380,8 @@ def parse(data, build_args=None):
     if stage is None:
         raise SourceError('Dockerfile has no FROM instruction')
     return Dockerfile(labels=dict(stage['labels']), env=dict(stage['env']),
-                      base_image=stage['base'], stages=[s['name'] for s in stages])
+                      base_image=stage['base'], stages=[s['name'] for s in stages],
+                      froms=froms)
 
 
 def _scope(stage):
@@ -396,22 +413,30 @@ def _arg(stage, global_args, build_args, key, default):
 
 
 def _from(rest, lineno, escape, global_args, stages, budget):
+    """(stage, FROM entry) of a FROM instruction; only global ARGs expand in it."""
     lexer = _Lexer(rest, escape, global_args, lineno, budget)
-    words = [w for w in lexer.words() if not w.startswith('--')]
+    words = lexer.words()
+    flags = [w for w in words if w.startswith('--')]
+    words = [w for w in words if not w.startswith('--')]
     if not words:
         raise SourceError('Dockerfile line %d: FROM needs an image' % lineno)
     image = lexer.expand(words[0])
     name = None
-    if len(words) >= 3 and words[1].lower() == 'as':
+    if len(words) == 3 and words[1].lower() == 'as':
         name = lexer.expand(words[2]).lower()
     elif len(words) != 1:
         raise SourceError('Dockerfile line %d: FROM takes "image [AS name]"' % lineno)
     _check_text(image, lineno, 'FROM image')
+    if not image:
+        raise SourceError('Dockerfile line %d: FROM image is empty after ARG expansion'
+                          % lineno)
     stage = {'name': name, 'labels': {}, 'env': {}, 'args': {}, 'base': image}
+    stage_ref = False
     for earlier in reversed(stages):
         if earlier['name'] is not None and earlier['name'] == image.lower():
             stage['labels'] = dict(earlier['labels'])
             stage['env'] = dict(earlier['env'])
             stage['base'] = earlier['base']
+            stage_ref = True
             break
-    return stage
+    return stage, {'image': image, 'alias': name, 'flags': flags, 'stage_ref': stage_ref}

@@ -13,13 +13,12 @@ as written.
 
 import json
 import os
-import re
 import shutil
 import socket
 import time
 
 import koji_containerbuild
-from koji_containerbuild import buildah, rpmdb
+from koji_containerbuild import buildah, dockerfile as dockerfile_reader, rpmdb
 from koji_containerbuild.errors import BackendError, SourceError
 from koji_containerbuild.registry import MEDIA_V2S2, check_repository
 
@@ -86,78 +85,22 @@ def koji_labels(identity, arch, vcs_url=None, vcs_ref=None, build_host=None, bui
 
 # ------------------------------------------------------------------ FROM lines
 
-def _instructions(lines):
-    """[(first_index, last_index, text)] of logical Dockerfile instructions."""
-    result = []
-    start = None
-    parts = []
-    for index, line in enumerate(lines):
-        stripped = line.strip()
-        if start is None:
-            if not stripped or stripped.startswith('#'):
-                continue
-            start = index
-        elif stripped.startswith('#'):
-            continue
-        if stripped.endswith('\\'):
-            parts.append(stripped[:-1])
-            continue
-        parts.append(stripped)
-        result.append((start, index, ' '.join(p.strip() for p in parts).strip()))
-        start = None
-        parts = []
-    if start is not None:
-        result.append((start, len(lines) - 1, ' '.join(p.strip() for p in parts).strip()))
-    return result
-
-
-def _expand(word, args):
-    def repl(match):
-        name = match.group(1) or match.group(2)
-        return args.get(name, '')
-    return re.sub(r'\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)', repl, word)
+def parse_dockerfile(data, build_args=None):
+    """dockerfile.parse() of Dockerfile bytes, with the number of FROM lines bounded."""
+    parsed = dockerfile_reader.parse(data, build_args=build_args)
+    if len(parsed.froms) > MAX_FROM:
+        raise SourceError('Dockerfile has more than %d FROM lines' % MAX_FROM)
+    return parsed
 
 
 def from_instructions(text, build_args=None):
-    """[{first, last, image, flags, alias}] for every FROM, images ARG-expanded.
+    """[{first, last, image, flags, alias, stage_ref}] for every FROM of `text`.
 
-    Only global ARGs (before the first FROM) apply to FROM, as in docker/buildah.
+    Images have the global ARGs (and `build_args`) expanded, as docker/buildah do.
     """
-    lines = text.splitlines()
-    args = {}
-    result = []
-    for first, last, instr in _instructions(lines):
-        words = instr.split()
-        keyword = words[0].upper()
-        if keyword == 'ARG' and not result:
-            for word in words[1:]:
-                name, sep, value = word.partition('=')
-                args[name] = (build_args or {}).get(name, value.strip('"\'') if sep else '')
-        elif keyword == 'FROM':
-            flags = [w for w in words[1:] if w.startswith('--')]
-            rest = [w for w in words[1:] if not w.startswith('--')]
-            if not rest or not (len(rest) == 1 or (len(rest) == 3 and rest[1].lower() == 'as')):
-                raise SourceError('Dockerfile line %d: FROM takes "image [AS name]"'
-                                  % (first + 1))
-            result.append({'first': first, 'last': last, 'image': _expand(rest[0], args),
-                           'flags': flags, 'alias': rest[2].lower() if len(rest) == 3 else None})
-            if len(result) > MAX_FROM:
-                raise SourceError('Dockerfile has more than %d FROM lines' % MAX_FROM)
-    if not result:
-        raise SourceError('Dockerfile has no FROM instruction')
-    return result
-
-
-def parent_images(froms):
-    """The FROM values as written (expanded), stage references left out, in order."""
-    aliases = set()
-    result = []
-    for entry in froms:
-        if entry['image'].lower() not in aliases:
-            result.append(entry['image'])
-        if entry['alias']:
-            aliases.add(entry['alias'])
-    return result
+    if isinstance(text, str):
+        text = text.encode('utf-8', 'surrogateescape')
+    return parse_dockerfile(text, build_args).froms
 
 
 def split_image(ref):
@@ -176,14 +119,14 @@ def split_image(ref):
     return host, rest, tag, digest
 
 
-def resolve_parents(froms, registry, arch):
-    """Pin FROM images that live in the build registry.
+def resolve_parents(images, registry, arch):
+    """Pin the parent `images` (Dockerfile.from_images()) that live in the build registry.
 
     Returns {from value: {'pullspec': host/repo@digest, 'tag_pullspec': host/repo:tag,
     'manifest_digest', 'config_digest'}} for the images resolved in `registry`.
     """
     resolved = {}
-    for image in parent_images(froms):
+    for image in images:
         if image == 'scratch':
             continue
         host, repo, tag, digest = split_image(image)
@@ -212,7 +155,7 @@ def pinned_dockerfile(text, froms, resolved):
     """Dockerfile text with resolved FROM lines replaced by their by-digest pull specs."""
     lines = text.splitlines()
     for entry in reversed(froms):
-        pin = resolved.get(entry['image'])
+        pin = None if entry['stage_ref'] else resolved.get(entry['image'])
         if not pin:
             continue
         words = ['FROM'] + entry['flags'] + [pin['pullspec']]
@@ -242,16 +185,17 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
     dockerfile_path = os.path.join(srcdir, dockerfile)
     try:
         with open(dockerfile_path, 'rb') as f:
-            text = f.read().decode('utf-8')
+            data = f.read(dockerfile_reader.MAX_DOCKERFILE + 1)
+        text = data.decode('utf-8')
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceError('Cannot read %s: %s' % (dockerfile, getattr(exc, 'strerror', exc)))
-    froms = from_instructions(text, build_args)
-    parents = parent_images(froms)
+    parsed = parse_dockerfile(data, build_args)
+    parents = parsed.from_images()
     log_line('Resolving parent images for %s: %s' % (arch, ', '.join(parents)))
-    resolved = resolve_parents(froms, registry, arch)
+    resolved = resolve_parents(parents, registry, arch)
     build_file = os.path.join(workdir, 'Dockerfile.%s' % arch)
     with open(build_file, 'w') as f:
-        f.write(pinned_dockerfile(text, froms, resolved))
+        f.write(pinned_dockerfile(text, parsed.froms, resolved))
     tls_verify = registry.tls_verify if registry is not None else True
     authfile = registry.credentials_file if registry is not None else None
     started = time.time()
@@ -261,7 +205,7 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
         pull=PULL_VALUES[settings['pull']], storage=storage, tls_verify=tls_verify,
         authfile=authfile, build_args=build_args)
     try:
-        return _describe(image_id, arch, arch_tag, froms, parents, resolved, registry,
+        return _describe(image_id, arch, arch_tag, parsed, resolved, registry,
                          repository, workdir, log_line, storage, settings, started)
     finally:
         # An owned (private, temporary) storage is deleted as a whole afterwards.
@@ -269,7 +213,7 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
             buildah.remove_image(image_id, storage)
 
 
-def _describe(image_id, arch, arch_tag, froms, parents, resolved, registry, repository,
+def _describe(image_id, arch, arch_tag, parsed, resolved, registry, repository,
               workdir, log_line, storage, settings, started):
     if registry is not None:
         dest = 'docker://%s' % registry.pullspec(repository, arch_tag)
@@ -300,7 +244,7 @@ def _describe(image_id, arch, arch_tag, froms, parents, resolved, registry, repo
                            % ', '.join(missing))
     with buildah.MountedImage(image_id, storage) as rootfs:
         components = rpmdb.rpm_components(rootfs)
-    base = _final_base(froms)
+    base = None if parsed.base_image == 'scratch' else parsed.base_image
     if base is None:
         parent_id = None
     elif base in resolved:
@@ -331,7 +275,7 @@ def _describe(image_id, arch, arch_tag, froms, parents, resolved, registry, repo
         'tags': [arch_tag],
         'image_dir': None if registry is not None else dest[len('dir:'):],
         'parent_id': parent_id,
-        'parent_images': parents,
+        'parent_images': parsed.from_images(),
         'parent_pullspecs': dict((k, v['tag_pullspec']) for k, v in resolved.items()),
         'parent_pinned': dict((k, v['pullspec']) for k, v in resolved.items()),
         'build_host': host,
@@ -339,18 +283,6 @@ def _describe(image_id, arch, arch_tag, froms, parents, resolved, registry, repo
         'log_file': '%s.log' % arch,
         'build_seconds': round(time.time() - started, 3),
     }
-
-
-def _final_base(froms):
-    """The image the final stage starts from (following stage aliases); None for scratch."""
-    by_alias = {}
-    for entry in froms:
-        image = entry['image']
-        base = by_alias.get(image.lower(), image)
-        if entry['alias']:
-            by_alias[entry['alias']] = base
-        final = base
-    return None if final == 'scratch' else final
 
 
 def _read_pushed(registry, repository, manifest_digest, dest, workdir):

@@ -150,3 +150,49 @@ def test_nesting_limit():
     deep = b'${A:-' * (dockerfile.MAX_NESTING + 2) + b'x' + b'}' * (dockerfile.MAX_NESTING + 2)
     with pytest.raises(SourceError, match='nested too deeply'):
         dockerfile.parse(b'FROM x\nLABEL a=' + deep + b'\n')
+
+
+def test_froms_expand_global_args_like_docker():
+    text = (b'ARG REG=registry.example.com\nARG TAG\nARG NS=${REG}/ns\n'
+            b'FROM ${NS}/base:${TAG:-1.0} AS Build\n'
+            b'ARG LATE=nope\n'
+            b'FROM --platform=$BUILDPLATFORM $REG/tool:$LATE\n'
+            b'FROM build\n')
+    df = dockerfile.parse(text)
+    assert [(f['image'], f['alias'], f['flags'], f['stage_ref']) for f in df.froms] == [
+        ('registry.example.com/ns/base:1.0', 'build', [], False),
+        # ARGs after the first FROM are not in scope for FROM; flags are kept as written
+        ('registry.example.com/tool:', None, ['--platform=$BUILDPLATFORM'], False),
+        ('build', None, [], True),
+    ]
+    assert df.from_images() == ['registry.example.com/ns/base:1.0',
+                                'registry.example.com/tool:']
+    assert df.base_image == 'registry.example.com/ns/base:1.0'
+    over = dockerfile.parse(text, build_args={'TAG': '2.0', 'REG': 'r.example.org'})
+    assert over.from_images() == ['r.example.org/ns/base:2.0', 'r.example.org/tool:']
+
+
+def test_froms_line_positions_span_continuations():
+    text = (b'# syntax comment\n'
+            b'FROM a:1 \\\n'
+            b'# a comment inside the continuation\n'
+            b'  AS one\n'
+            b'RUN <<EOT\nFROM not-an-instruction\nEOT\n'
+            b'FROM scratch\n')
+    froms = dockerfile.parse(text).froms
+    assert [(f['first'], f['last'], f['image']) for f in froms] == [
+        (1, 3, 'a:1'), (7, 7, 'scratch')]
+    lines = text.decode().splitlines()
+    assert lines[froms[0]['first']].startswith('FROM a:1')
+    assert lines[froms[1]['first']] == 'FROM scratch'
+
+
+@pytest.mark.parametrize('text, message', [
+    (b'FROM a AS b extra\n', 'FROM takes'),
+    (b'FROM a b\n', 'FROM takes'),
+    (b'ARG NOTHING\nFROM $NOTHING\n', 'empty after ARG expansion'),
+    (b'FROM --platform=linux/amd64\n', 'FROM needs an image'),
+])
+def test_bad_from_lines(text, message):
+    with pytest.raises(SourceError, match=message):
+        dockerfile.parse(text)
