@@ -302,14 +302,17 @@ class MountedImage(object):
     """Context manager: a read-only view of an image's root file system.
 
     Creates a working container from the image and mounts it (as root, no user
-    namespace is needed); both are removed on exit, also on errors.
+    namespace is needed); both are removed on exit, also on errors. With remove=False
+    the container is left for Storage.destroy() of a private storage to delete, which
+    unmounts it anyway.
     """
 
-    def __init__(self, image, storage=None):
+    def __init__(self, image, storage=None, remove=True):
         self.image = image
         self.storage = storage or Storage()
         self.container = 'kcb-inspect-%s' % uuid.uuid4().hex[:12]
         self.path = None
+        self.remove = remove
 
     def __enter__(self):
         self.storage.run(['from', '--pull-never', '--name', self.container, self.image],
@@ -322,7 +325,8 @@ class MountedImage(object):
         return self.path
 
     def __exit__(self, *exc):
-        self.storage.run(['rm', self.container], check=False)   # rm unmounts too
+        if self.remove:
+            self.storage.run(['rm', self.container], check=False)   # rm unmounts too
         return False
 
 

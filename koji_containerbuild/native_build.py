@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import koji_containerbuild
 from koji_containerbuild import buildah, dockerfile as dockerfile_reader, rpmdb
@@ -223,13 +224,21 @@ def _describe(image_id, arch, arch_tag, parsed, resolved, registry, repository,
         dest = 'dir:%s' % os.path.join(image_dir, 'image-%s' % arch)
         if os.path.exists(dest[len('dir:'):]):
             shutil.rmtree(dest[len('dir:'):])
-    log_line('Pushing %s to %s' % (image_id, dest))
-    manifest_digest = buildah.push_image(
-        image_id, dest, workdir, log_line, storage=storage,
-        tls_verify=registry.tls_verify if registry is not None else True,
-        authfile=registry.credentials_file if registry is not None else None)
-    manifest_bytes, config_bytes = _read_pushed(registry, repository, manifest_digest,
-                                                dest, workdir)
+    host = settings.get('build_host') or socket.gethostname()
+    # What needs only the image in local storage (RPMs through a mount, the parent's
+    # id, the buildroot's tool versions) runs while the image is pushed.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        local = pool.submit(_local_facts, image_id, parsed, resolved, storage)
+        buildroot = pool.submit(buildroot_info, arch, host, settings)
+        log_line('Pushing %s to %s' % (image_id, dest))
+        manifest_digest = buildah.push_image(
+            image_id, dest, workdir, log_line, storage=storage,
+            tls_verify=registry.tls_verify if registry is not None else True,
+            authfile=registry.credentials_file if registry is not None else None)
+        manifest_bytes, config_bytes = _read_pushed(registry, repository, manifest_digest,
+                                                    dest, image_id, pool)
+        components, parent_id = local.result()
+        buildroot = buildroot.result()
     manifest = json.loads(manifest_bytes)
     if manifest['config']['digest'] != image_id:
         raise BackendError('Pushed image config %s differs from the built image %s'
@@ -242,16 +251,6 @@ def _describe(image_id, arch, arch_tag, parsed, resolved, registry, repository,
     if missing:
         raise BackendError('Cannot find the size of layers %s in buildah storage'
                            % ', '.join(missing))
-    with buildah.MountedImage(image_id, storage) as rootfs:
-        components = rpmdb.rpm_components(rootfs)
-    base = None if parsed.base_image == 'scratch' else parsed.base_image
-    if base is None:
-        parent_id = None
-    elif base in resolved:
-        parent_id = resolved[base]['config_digest']
-    else:
-        parent_id = buildah.image_id_of(base, storage)
-    host = settings.get('build_host') or socket.gethostname()
     repositories = []
     if registry is not None:
         repositories = [registry.pullspec(repository, arch_tag),
@@ -279,18 +278,38 @@ def _describe(image_id, arch, arch_tag, parsed, resolved, registry, repository,
         'parent_pullspecs': dict((k, v['tag_pullspec']) for k, v in resolved.items()),
         'parent_pinned': dict((k, v['pullspec']) for k, v in resolved.items()),
         'build_host': host,
-        'buildroot': buildroot_info(arch, host, settings),
+        'buildroot': buildroot,
         'log_file': '%s.log' % arch,
         'build_seconds': round(time.time() - started, 3),
     }
 
 
-def _read_pushed(registry, repository, manifest_digest, dest, workdir):
-    """(manifest bytes, config bytes) as stored at the push destination."""
+def _local_facts(image_id, parsed, resolved, storage):
+    """(RPM components, parent config digest) from the image in local storage."""
+    # A private storage is deleted as a whole afterwards: no need to remove the
+    # inspection container one by one.
+    with buildah.MountedImage(image_id, storage, remove=not storage.owned) as rootfs:
+        components = rpmdb.rpm_components(rootfs)
+    base = parsed.base_image
+    if base == 'scratch':
+        parent_id = None
+    elif base in resolved:
+        parent_id = resolved[base]['config_digest']
+    else:
+        parent_id = buildah.image_id_of(base, storage)
+    return components, parent_id
+
+
+def _read_pushed(registry, repository, manifest_digest, dest, config_digest, pool):
+    """(manifest bytes, config bytes) as stored at the push destination.
+
+    The config is fetched by the built image's id (the caller checks that the manifest
+    names it), concurrently with the manifest.
+    """
     if registry is not None:
+        config = pool.submit(registry.get_blob, repository, config_digest)
         _media, manifest_bytes, _digest = registry.get_manifest(repository, manifest_digest)
-        config_digest = json.loads(manifest_bytes)['config']['digest']
-        return manifest_bytes, registry.get_blob(repository, config_digest)
+        return manifest_bytes, config.result()
     path = dest[len('dir:'):]
     with open(os.path.join(path, 'manifest.json'), 'rb') as f:
         manifest_bytes = f.read()

@@ -6,6 +6,7 @@ components) and writes into the output directory exactly the content-generator m
 the builder would import, with its placeholder archives and logs, plus summary.json.
 """
 
+import gc
 import argparse
 import getpass
 import json
@@ -14,14 +15,24 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 
-import koji
+# Start-up time is part of every local build: the imports below (koji pulls in
+# requests, rpm, ...) allocate many objects and would trigger collections that
+# find nothing to free, so the cyclic GC waits until they are done.
+_GC_WAS_ENABLED = gc.isenabled()
+gc.disable()
+try:
+    import koji
 
-from koji_containerbuild import buildah, cg, native_build, source
-from koji_containerbuild.errors import ConfigError, OptionError, SourceError
-from koji_containerbuild.options import RELEASE_PATTERN, URL_PATTERN
-from koji_containerbuild.registry import Registry, check_repository
+    from koji_containerbuild import buildah, cg, native_build, source
+    from koji_containerbuild.errors import ConfigError, OptionError, SourceError
+    from koji_containerbuild.options import RELEASE_PATTERN, URL_PATTERN
+    from koji_containerbuild.registry import Registry, check_repository
+finally:
+    if _GC_WAS_ENABLED:
+        gc.enable()
 
 PROG = 'koji-containerbuild'
 LOOPBACK = ('127.', 'localhost', '[::1]')
@@ -82,6 +93,7 @@ def parser():
 
 
 def main(argv=None):
+    """Run the command; argv None means sys.argv, i.e. the process is this program."""
     args = parser().parse_args(argv)
     try:
         return run_build(args)
@@ -91,6 +103,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         sys.stderr.write('%s: interrupted\n' % PROG)
         return 130
+    finally:
+        if argv is None:
+            # The process exits next: objects moved to the permanent generation are
+            # not traversed again by the collections of interpreter shutdown.
+            gc.freeze()
 
 
 def _check_args(args):
@@ -198,6 +215,7 @@ def run_build(args):
     start = time.time()
     workdir = tempfile.mkdtemp(prefix='kcb-local-')
     storage = None
+    cleanup = None
     logs = None
     try:
         srcdir, src, vcs_url, commit = _get_source(args, workdir)
@@ -231,6 +249,11 @@ def run_build(args):
             results.append(native_build.build_arch(
                 srcdir, source.DOCKERFILE, arch, identity, labels_extra, repo_files, registry,
                 identity.name, unique, os.path.join(workdir, arch), log, settings))
+        if storage.owned:
+            # The images are pushed and described: drop the private storage while the
+            # tags are published and the metadata written.
+            cleanup = threading.Thread(target=storage.destroy, name='storage-cleanup')
+            cleanup.start()
         tags = cg.tag_plan(identity, scratch=args.scratch, additional_tags=extra_tags,
                            unique=unique)
         index = None
@@ -258,7 +281,9 @@ def run_build(args):
             logs.close()
         # A storage root given by the user is kept (its images are the cache); the
         # pipeline removed its own containers already.
-        if storage is not None and storage.owned:
+        if cleanup is not None:
+            cleanup.join()
+        elif storage is not None and storage.owned:
             storage.destroy()
         shutil.rmtree(workdir, ignore_errors=True)
 
