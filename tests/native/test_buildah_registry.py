@@ -152,3 +152,37 @@ def test_chroot_isolation_needs_host_network(tmp_path):
     with pytest.raises(BackendError, match='shares the host network'):
         buildah.build_image(str(tmp_path), 'Dockerfile', 'x86_64', {}, [], str(tmp_path),
                             print, network='none', isolation='chroot')
+
+
+def test_floating_tags_wait_for_the_primary_group(base_image, registry):
+    """A failure in the unique/primary group publishes no floating tag."""
+    client = registry.client()
+    result = base_image['result']
+    tags = {'unique': ['grp-00001-20240501093012'], 'primary': ['1.0-1', 'bad tag'],
+            'floating': ['grp-floating']}
+    lines = []
+    with pytest.raises(BackendError, match='bad tag'):
+        cg.publish_manifest_list(client, BASE.name, [result], tags, log_line=lines.append)
+    with pytest.raises(BackendError, match='not found'):
+        client.get_manifest(BASE.name, 'grp-floating')
+    # the valid tags of the failed group were written and checked
+    digest = cg.manifest_list_for([result])[1]
+    assert client.tag_digest(BASE.name, 'grp-00001-20240501093012') == digest
+    assert lines == ['Tagged %s' % client.pullspec(BASE.name, tag)
+                     for tag in ('grp-00001-20240501093012', '1.0-1')]
+
+
+def test_failed_push_on_shared_storage_cleans_up(examples, auth_registry, tmp_path):
+    """The image is described while it is pushed: a failed push still leaves the shared
+    storage without the inspection container and without the built image."""
+    shared = buildah.Storage(str(tmp_path / 'root'), str(tmp_path / 'run'), 'overlay')
+    anonymous = Registry(auth_registry.url, tls_verify=False)    # the push is refused
+    try:
+        with pytest.raises(BackendError, match='buildah push to .* failed'):
+            build(examples, 'base', BASE, None, shared, str(tmp_path / 'w'),
+                  'push-00001-20240501093012', registry_client=anonymous)
+        assert shared.containers() == []
+        assert shared.images() == []
+    finally:
+        shared.destroy()
+        shutil.rmtree(str(tmp_path / 'root'), ignore_errors=True)
