@@ -14,7 +14,8 @@ DB_PATHS = ('var/lib/rpm', 'usr/lib/sysimage/rpm')
 SIG_TAGS = ('SIGPGP', 'SIGGPG', 'DSAHEADER', 'RSAHEADER')
 _FMT = '\x1f'.join(['%{NAME}', '%{VERSION}', '%{RELEASE}', '%{ARCH}', '%{EPOCH}',
                     '%{SIGMD5}'] + ['%%{%s:pgpsig}' % t for t in SIG_TAGS])
-# rpm keeps _dbpath as a process-wide macro: one reader at a time.
+# rpm keeps _dbpath as a process-wide macro: one reader (or expander) at a time; the
+# pipeline reads an image's RPMs and the host's in parallel threads.
 _LOCK = threading.Lock()
 _MAX_LINKS = 40
 
@@ -121,7 +122,9 @@ def host_components():
     """RPMs of the build host (its rpmdb at the default path; none on a non-RPM host)."""
     import rpm
 
-    dbpath = rpm.expandMacro('%{_dbpath}')
+    # Under the lock: another thread may have _dbpath pointed at an image's rpmdb.
+    with _LOCK:
+        dbpath = rpm.expandMacro('%{_dbpath}')
     if not os.path.isdir(dbpath):
         return []
     return rpm_components(dbpath)

@@ -66,3 +66,25 @@ def test_signature_key_id():
     assert rpmdb._signature(['(none)', 'RSA/SHA256, Mon 01 Jan 2024, Key ID 199e2f91fd431d51',
                              '(none)']) == '199e2f91fd431d51'
     assert rpmdb._signature(['(none)'] * 4) is None
+
+
+def test_host_components_never_see_an_image_dbpath(rootfs):
+    """The pipeline reads host and image RPMs in parallel threads; _dbpath is global."""
+    import threading
+
+    import rpm
+
+    alone = rpmdb.host_components()
+    image_db = os.path.join(rootfs, 'var/lib/rpm')
+    assert alone != rpmdb.rpm_components(image_db)
+    got = []
+    with rpmdb._LOCK:      # what rpm_components holds while _dbpath names the image
+        rpm.addMacro('_dbpath', image_db)
+        try:
+            worker = threading.Thread(target=lambda: got.append(rpmdb.host_components()))
+            worker.start()
+            worker.join(1.0)   # give an unlocked reader time to pick up the image path
+        finally:
+            rpm.delMacro('_dbpath')
+    worker.join()
+    assert got == [alone]
