@@ -8,14 +8,21 @@ goes to:
   dashes, ``x86-64`` -> platform ``x86_64``) once the platform is confirmed — it was
   requested, or the backend confirmed it later (``confirm_platforms``, e.g. from
   ``get_final_platforms``). Until then up to ``PENDING_LINES`` lines (``PENDING_BYTES``
-  characters) are held; beyond
-  that they stay only in ``osbs-build.log`` and a note says so;
+  characters) are held, for at most ``MAX_PENDING_PLATFORMS`` platform names; beyond
+  that they stay only in ``osbs-build.log`` and a note (or a warning) says so;
 - ``remote-sources.log``: lines of the remote-sources task.
 
 User-warning lines (contract §5) are collected (bounded, deduplicated) and left out of the
-logs; a line that looks like one but does not parse stays in the logs. Metadata marker
-lines (``platform:_metadata_ <path>``, contract §6) name a file copied into the task
-output, strictly from inside the Koji work directory; anything else is logged and skipped.
+logs; a line that looks like one but does not parse stays in the logs.
+
+Metadata marker lines (``platform:_metadata_ <path>``, contract §6) name a file copied into
+the task output. Build tasks print whatever the user's Dockerfile RUNs print, so a marker
+counts only when it comes from the exit task, where atomic-reactor's koji_import logs it
+(``MARKER_TASKS``), of a scratch build (the only builds it is logged for), names a
+``*.json`` file strictly inside the Koji work directory (no absolute path, ``..`` or
+symlink leaving it) of at most ``MAX_METADATA_BYTES``, and only the first such file of the
+build is copied. A marker from any other task is an ordinary log line; a refused one from
+the exit task is logged and dropped.
 Nothing here raises on hostile input: malformed JSON, non-string messages, invalid UTF-8,
 hostile paths.
 """
@@ -40,12 +47,17 @@ REMOTE_SOURCES_TASKS = ('binary-container-cachito', 'binary-container-cachi2',
                         'binary-container-hermeto', 'binary-container-remote-sources',
                         'remote-sources')
 METADATA_MARKER = 'platform:_metadata_'
+# the pipeline tasks running atomic-reactor's exit plugins (koji_import) in the binary and
+# source pipelines; a strict allowlist: build tasks run user code
+MARKER_TASKS = ('binary-container-exit', 'source-container-exit')
+MAX_METADATA_FILES = 1  # koji_import uploads one metadata.json per build
 
 PENDING_LINES = 10000          # per unconfirmed platform ...
 PENDING_BYTES = 4 * 1024 * 1024  # ... and at most this much text
 MAX_WARNINGS = 1000
 MAX_WARNING_CHARS = 4096
-MAX_METADATA_BYTES = 64 * 1024 * 1024
+MAX_PENDING_PLATFORMS = 16    # unconfirmed platform names held at once
+MAX_METADATA_BYTES = 16 * 1024 * 1024
 MAX_MARKER_PATH = 4096
 
 _USER_WARNING_RE = re.compile(r'^.+? - USER_WARNING - (\{.*\})\n?$', re.DOTALL)
@@ -135,12 +147,16 @@ class OsbsLogRouter(object):
             (``<options.topdir>/work``); metadata markers resolve inside it only.
         platforms: requested platforms (confirmed at once), or None if unknown.
         logger: where skipped markers and oddities are reported.
+        scratch: True for scratch builds; metadata markers count only then.
     """
 
     def __init__(self, relay, koji_work_dir=None, platforms=None, logger=None,
-                 max_metadata_bytes=MAX_METADATA_BYTES, pending_lines=PENDING_LINES):
+                 max_metadata_bytes=MAX_METADATA_BYTES, pending_lines=PENDING_LINES,
+                 scratch=False):
         self.relay = relay
         self.koji_work_dir = koji_work_dir
+        self.scratch = bool(scratch)
+        self._unheld_warned = False
         self.logger = logger or logging.getLogger('koji.containerbuild.osbs_logs')
         self.max_metadata_bytes = max_metadata_bytes
         self.pending_lines = pending_lines
@@ -202,7 +218,7 @@ class OsbsLogRouter(object):
             text = line
         else:
             text = str(line)
-        if METADATA_MARKER in text:
+        if METADATA_MARKER in text and pipeline_task in MARKER_TASKS:
             self._metadata_marker(text)
             return
         if ' - USER_WARNING - ' in text:
@@ -215,6 +231,13 @@ class OsbsLogRouter(object):
         if platform is not None:
             if platform in self._confirmed:
                 self.relay.write('%s.log' % platform, text)
+            elif platform not in self._pending and \
+                    len(self._pending) >= MAX_PENDING_PLATFORMS:
+                if not self._unheld_warned:
+                    self._unheld_warned = True
+                    self.logger.warning('More than %d unconfirmed platforms; lines of %s '
+                                        'and later ones stay only in %s',
+                                        MAX_PENDING_PLATFORMS, platform, BUILD_LOG)
             else:
                 held = self._pending.setdefault(platform, [])
                 size = self._pending_size.get(platform, 0) + len(text)
@@ -237,6 +260,18 @@ class OsbsLogRouter(object):
     def _metadata_marker(self, text):
         relpath = text.strip().split(' ')[-1] if text.strip() else ''
         name = os.path.basename(relpath)
+        if not self.scratch:
+            self.logger.warning('Metadata marker skipped (not a scratch build): %r',
+                                relpath[:200])
+            return
+        if len(self.metadata_files) >= MAX_METADATA_FILES:
+            self.logger.warning('Metadata marker skipped (%d file(s) already copied): %r',
+                                MAX_METADATA_FILES, relpath[:200])
+            return
+        if not name.endswith('.json'):
+            self.logger.warning('Metadata marker skipped (not a .json file): %r',
+                                relpath[:200])
+            return
         if self.koji_work_dir is None:
             self.logger.warning('Metadata marker skipped (no Koji work directory): %r',
                                 relpath[:200])

@@ -295,7 +295,7 @@ class OsbsTask(object):
                          resume_offsets=resume)
         koji_work = os.path.join(handler.options.topdir, 'work')
         router = OsbsLogRouter(relay, koji_work_dir=koji_work, platforms=arches,
-                               logger=self.logger)
+                               logger=self.logger, scratch=scratch)
         watch = osbs_run.RunWatch(self.client, self.mods.exceptions, self.name, router, relay,
                                   self.session, self.task_id, self.config, self.logger)
         try:

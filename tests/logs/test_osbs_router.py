@@ -144,15 +144,70 @@ def test_invalid_utf8_line_is_relayed_as_replacement(hub, task_id, relay, kojiwo
 
 
 def test_metadata_marker_copies_the_file(hub, task_id, relay, kojiwork):
-    router = OsbsLogRouter(relay, str(kojiwork))
+    router = OsbsLogRouter(relay, str(kojiwork), scratch=True)
     router.feed('binary-container-exit',
                 '2024 - koji_import - INFO - platform:_metadata_ tasks/1/1/metadata.json')
     out = output(hub, task_id, relay)
     assert out == {'metadata.json': '{"ok": 1}'}
     assert router.metadata_files == ['metadata.json']
     # the marker line is dropped; a second marker for the same name is skipped
-    router.feed('x', 'platform:_metadata_ tasks/1/1/metadata.json')
+    router.feed('binary-container-exit', 'platform:_metadata_ tasks/1/1/metadata.json')
     assert router.metadata_files == ['metadata.json']
+
+
+def test_source_exit_task_marker_is_honoured(hub, task_id, relay, kojiwork):
+    router = OsbsLogRouter(relay, str(kojiwork), scratch=True)
+    router.feed('source-container-exit', 'platform:_metadata_ tasks/1/1/metadata.json')
+    assert output(hub, task_id, relay) == {'metadata.json': '{"ok": 1}'}
+
+
+@pytest.mark.parametrize('task', [
+    'binary-container-build-x86-64', 'binary-container-prebuild', 'clone',
+    'binary-container-cachito', 'binary-container-exit-x', 'source-container-build'])
+def test_marker_from_a_build_task_is_an_ordinary_line(hub, task_id, relay, kojiwork, task):
+    # a Dockerfile `RUN echo platform:_metadata_ <another user's file>` must copy nothing
+    (kojiwork / 'cli-build' / 'other-user').mkdir(parents=True)
+    (kojiwork / 'cli-build' / 'other-user' / 'secret.json').write_text('OTHER-USER')
+    router = OsbsLogRouter(relay, str(kojiwork), platforms=['x86_64'], scratch=True)
+    line = 'platform:_metadata_ cli-build/other-user/secret.json'
+    router.feed(task, line)
+    out = output(hub, task_id, relay)
+    assert router.metadata_files == []
+    assert 'secret.json' not in out and 'OTHER-USER' not in ''.join(out.values())
+    assert out['osbs-build.log'] == '%s: %s\n' % (task, line)
+
+
+def test_marker_of_a_non_scratch_build_is_dropped(hub, task_id, relay, kojiwork):
+    router = OsbsLogRouter(relay, str(kojiwork), scratch=False)
+    router.feed('binary-container-exit', 'platform:_metadata_ tasks/1/1/metadata.json')
+    assert router.metadata_files == []
+    assert output(hub, task_id, relay) == {}
+
+
+def test_only_one_json_metadata_file_per_build(hub, task_id, relay, kojiwork):
+    (kojiwork / 'tasks' / '1' / '1' / 'other.json').write_text('{"two": 2}')
+    (kojiwork / 'tasks' / '1' / '1' / 'notes.txt').write_text('text')
+    router = OsbsLogRouter(relay, str(kojiwork), scratch=True)
+    router.feed('binary-container-exit', 'platform:_metadata_ tasks/1/1/notes.txt')
+    assert router.metadata_files == []
+    router.feed('binary-container-exit', 'platform:_metadata_ tasks/1/1/metadata.json')
+    router.feed('binary-container-exit', 'platform:_metadata_ tasks/1/1/other.json')
+    assert router.metadata_files == ['metadata.json']
+    assert output(hub, task_id, relay) == {'metadata.json': '{"ok": 1}'}
+
+
+def test_unconfirmed_platform_names_are_capped(hub, task_id, relay, kojiwork, monkeypatch):
+    import koji_containerbuild.osbs_logs as mod
+    monkeypatch.setattr(mod, 'MAX_PENDING_PLATFORMS', 3)
+    router = OsbsLogRouter(relay, str(kojiwork), platforms=[])
+    for i in range(50):
+        router.feed('binary-container-build-p%d' % i, 'line of p%d' % i)
+    assert sorted(router._pending) == ['p0', 'p1', 'p2']
+    router.confirm_platforms(['p1', 'p7'])
+    out = output(hub, task_id, relay)
+    assert out['p1.log'] == 'line of p1\n'
+    assert 'p7.log' not in out        # its line was never held
+    assert out['osbs-build.log'].count('\n') == 50
 
 
 def _hostile(tmp_path, kojiwork):
@@ -175,7 +230,7 @@ def _hostile(tmp_path, kojiwork):
 ])
 def test_metadata_marker_path_safety(hub, task_id, relay, kojiwork, tmp_path, relpath):
     _hostile(tmp_path, kojiwork)
-    router = OsbsLogRouter(relay, str(kojiwork), max_metadata_bytes=1024)
+    router = OsbsLogRouter(relay, str(kojiwork), max_metadata_bytes=1024, scratch=True)
     router.feed('binary-container-exit', 'platform:_metadata_ ' + relpath)
     assert router.metadata_files == []
     assert output(hub, task_id, relay) == {}
@@ -183,14 +238,14 @@ def test_metadata_marker_path_safety(hub, task_id, relay, kojiwork, tmp_path, re
 
 def test_symlink_staying_inside_is_followed(hub, task_id, relay, kojiwork, tmp_path):
     _hostile(tmp_path, kojiwork)
-    router = OsbsLogRouter(relay, str(kojiwork))
+    router = OsbsLogRouter(relay, str(kojiwork), scratch=True)
     router.feed('binary-container-exit', 'platform:_metadata_ links/inside.json')
     assert output(hub, task_id, relay) == {'inside.json': '{"ok": 1}'}
 
 
 def test_marker_without_work_dir_is_skipped(hub, task_id, relay):
-    router = OsbsLogRouter(relay, None)
-    router.feed('x', 'platform:_metadata_ tasks/1/1/metadata.json')
+    router = OsbsLogRouter(relay, None, scratch=True)
+    router.feed('binary-container-exit', 'platform:_metadata_ tasks/1/1/metadata.json')
     assert output(hub, task_id, relay) == {}
 
 
