@@ -236,6 +236,10 @@ class OsbsTask(object):
                                 config.retry_timeout, self.logger)
         self.client = None
         self.name = None
+        self._finished = False
+        self._cancel_started = False
+        # kojid's pid when the handler was made: a change means kojid died (orphan)
+        self.parent_pid = getattr(handler, 'parent_pid', None) or os.getppid()
 
     def _osbs(self, func, what):
         return retry(func, lambda e: is_transient_osbs(e, self.mods.exceptions),
@@ -253,6 +257,11 @@ class OsbsTask(object):
                 self.logger.info('Reattaching to OSBS pipeline run %s', self.name)
                 return self._follow(previous.get('arches') or [],
                                     bool(previous.get('scratch')), reattach=True)
+            if previous and previous.get('state') == 'creating' and self._find_created(previous):
+                self.logger.info('Reattaching to OSBS pipeline run %s, created by a previous '
+                                 'attempt of task %s', self.name, self.task_id)
+                return self._follow(previous.get('arches') or [],
+                                    bool(previous.get('scratch')), reattach=True)
             return self._start(previous)
         except (KeyboardInterrupt, SystemExit) as exc:
             if self.name and not isinstance(exc, TaskLost):
@@ -262,6 +271,36 @@ class OsbsTask(object):
     def _connect(self, section):
         self.section = section
         self.client, self.conf, self.limits = make_client(self.mods, self.config, section)
+
+    def _check_parent(self, what):
+        """TaskLost when kojid is gone: a re-run owns the task from now on."""
+        if os.getppid() != self.parent_pid:
+            raise TaskLost('kojid (pid %s) is gone; task %s stops before %s'
+                           % (self.parent_pid, self.task_id, what))
+
+    def _find_created(self, previous):
+        """A previous attempt recorded "creating" and died: look for the run it may have
+        created (by koji_task_id in the runs' user params). Any trouble: build anew."""
+        try:
+            self._connect(previous.get('section') or self.config.osbs_section(self.kind))
+            name = osbs_run.find_run_of_task(self.conf, self.task_id, self.logger)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            self.logger.warning('Cannot look for a pipeline run of task %s created by a '
+                                'previous attempt (%s); building anew', self.task_id,
+                                _text(exc, 500))
+            return None
+        if not name:
+            return None
+        self.name = name
+        try:
+            self.record.save(state='running', name=name)
+        except TaskLost:
+            raise
+        except Exception as exc:
+            self.logger.warning('Cannot record pipeline run %s: %s', name, exc)
+        return name
 
     def _start(self, previous):
         self._connect(self.config.osbs_section(self.kind))
@@ -275,43 +314,113 @@ class OsbsTask(object):
         attempts = int((previous or {}).get('attempts') or 0) + 1
         if previous:
             self.logger.warning('A previous attempt of task %s was interrupted while creating '
-                                'its OSBS pipeline run; if that reached OSBS, the run is '
-                                'unknown to Koji (see docs/osbs.md)', self.task_id)
+                                'its OSBS pipeline run and no run of the task was found; '
+                                'building anew (see docs/osbs.md)', self.task_id)
+        self._check_parent('recording its OSBS pipeline run')
         self.record.save(state='creating', kind=self.kind, section=self.section,
                          namespace=_text(self.conf.get_namespace(), 253),
                          scratch=bool(plan.scratch), arches=arches, attempts=attempts,
                          created=time.time())
-        self.name = create_run(self.client, self.mods, self.kind, args, self.logger)
-        self.record.save(state='running', name=self.name)
+        self._check_parent('creating its OSBS pipeline run')
+        self.name = self._create(args)
+        try:
+            self.record.save(state='running', name=self.name)
+        except TaskLost:
+            raise
+        except Exception as exc:
+            # nobody could find this run again: do not leave it behind
+            self.logger.error('Cannot record pipeline run %s (%s); cancelling it',
+                              self.name, exc)
+            self.cancel_quickly()
+            raise BackendError('Cannot record OSBS pipeline run %s on the hub: %s'
+                               % (self.name, _text(exc, 500)))
         self.logger.info('Started OSBS pipeline run %s for task %s', self.name, self.task_id)
         return self._follow(arches, bool(plan.scratch), reattach=False)
 
-    def _follow(self, arches, scratch, reattach):
-        handler = self.handler
-        resume = hub_output_sizes(self.session, self.task_id) if reattach else None
-        relay = LogRelay(self.session, self.upload_path, handler.workdir,
-                         flush_interval=self.config.log_flush_interval,
-                         retry_timeout=self.config.retry_timeout, logger=self.logger,
-                         resume_offsets=resume)
-        koji_work = os.path.join(handler.options.topdir, 'work')
-        router = OsbsLogRouter(relay, koji_work_dir=koji_work, platforms=arches,
-                               logger=self.logger, scratch=scratch)
-        watch = osbs_run.RunWatch(self.client, self.mods.exceptions, self.name, router, relay,
-                                  self.session, self.task_id, self.config, self.logger)
+    def _create(self, args):
+        """create_run in a helper thread, so that kojid's SIGINT/SIGTERM arriving meanwhile
+        still lets us learn the run's name (waiting up to cancel_timeout) and cancel it."""
+        box = {}
+        done = threading.Event()
+
+        def _run():
+            try:
+                box['name'] = create_run(self.client, self.mods, self.kind, args, self.logger)
+            except BaseException as exc:  # handed to the task thread
+                box['error'] = exc
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=_run, name='osbs-create')
+        thread.daemon = True
+        thread.start()
         try:
-            state, data = watch.run()
-        except BuildCanceled:
-            # cancelled on the Koji side while kojid could not tell us
-            self.cancel_quickly()
+            while not done.wait(1.0):
+                pass
+        except (KeyboardInterrupt, SystemExit):
+            deadline = time.monotonic() + self.config.cancel_timeout
+            _wait_holding_signals(done, deadline)
+            if box.get('name'):
+                self.name = box['name']
+                self.cancel_quickly(deadline)
+            else:
+                self.logger.warning('Interrupted while creating the OSBS pipeline run; no '
+                                    'run name within %.1f s', self.config.cancel_timeout)
             raise
-        except TaskLost:
-            raise
-        except BackendError as exc:
-            relay.close(raise_error=False)
-            self._finish('deleted' if 'deleted' in str(exc) else 'failed', error=str(exc))
-            raise
-        watch._thread.join(0.5)
-        return self._conclude(state, data, router, relay, scratch, watch)
+        if 'error' in box:
+            raise box['error']
+        return box['name']
+
+    def _follow(self, arches, scratch, reattach):
+        """Follow the run to its end. Whatever goes wrong on the way (OSBS, hub, local
+        trouble) ends as a BackendError naming the run, with the outcome recorded and the
+        run removed; only signals, a lost task and a cancel pass through as they are."""
+        self._finished = False
+        relay = None
+        try:
+            resume = self._hub_output_sizes() if reattach else None
+            relay = LogRelay(self.session, self.upload_path, self.handler.workdir,
+                             flush_interval=self.config.log_flush_interval,
+                             retry_timeout=self.config.retry_timeout, logger=self.logger,
+                             resume_offsets=resume)
+            koji_work = os.path.join(self.handler.options.topdir, 'work')
+            router = OsbsLogRouter(relay, koji_work_dir=koji_work, platforms=arches,
+                                   logger=self.logger, scratch=scratch)
+            watch = osbs_run.RunWatch(self.client, self.mods.exceptions, self.name, router,
+                                      relay, self.session, self.task_id, self.config,
+                                      self.logger, parent_pid=self.parent_pid)
+            try:
+                state, data = watch.run()
+            except BuildCanceled:
+                # cancelled on the Koji side while kojid could not tell us
+                self.cancel_quickly()
+                raise
+            watch._thread.join(0.5)
+            return self._conclude(state, data, router, relay, scratch, watch)
+        except (KeyboardInterrupt, SystemExit, BuildCanceled):
+            raise  # TaskLost is a SystemExit: the run belongs to the re-run
+        except Exception as exc:
+            if isinstance(exc, BackendError):
+                error = str(exc)
+            else:
+                error = 'Following OSBS pipeline run %s failed: %s: %s' % (
+                    self.name, type(exc).__name__, _text(exc, 2000))
+            if self.name not in error:
+                error = '%s (pipeline run %s)' % (error, self.name)
+            if not self._finished:
+                self._finish('deleted' if 'was deleted before' in error else 'failed',
+                             error=error)
+            if isinstance(exc, BackendError) and str(exc) == error:
+                raise
+            raise BackendError(error)
+        finally:
+            if relay is not None:
+                relay.close(raise_error=False)
+
+    def _hub_output_sizes(self):
+        """What a previous attempt already uploaded; retried like every hub call."""
+        return self.record._hub(lambda: hub_output_sizes(self.session, self.task_id),
+                                'listing the output of task %s' % self.task_id)
 
     def _conclude(self, state, data, router, relay, scratch, watch):
         if watch.log_error is not None:
@@ -367,12 +476,19 @@ class OsbsTask(object):
 
     def _finish(self, outcome, result=None, error=None):
         """Record the outcome (a re-run reports it), then remove the run (not fatal)."""
+        self._finished = True
         fields = {'state': 'finished', 'outcome': outcome}
         if result is not None:
             fields['result'] = result
         if error is not None:
             fields['error'] = error
-        self.record.save(**fields)
+        try:
+            self.record.save(**fields)
+        except TaskLost:
+            raise
+        except Exception as exc:
+            self.logger.warning('Cannot record the outcome of %s (%s): %s', self.name,
+                                outcome, exc)
         self._remove()
 
     def _remove(self):
@@ -420,38 +536,54 @@ class OsbsTask(object):
         raise BackendError(previous.get('error') or 'OSBS build failed (pipeline run %s)'
                            % self.name)
 
-    def cancel_quickly(self):
-        """Cancel the run within config.cancel_timeout seconds (kojid sends SIGTERM 3 s
-        after SIGINT). Further KeyboardInterrupt/SystemExit during the wait are held back
-        until the deadline."""
+    def cancel_quickly(self, deadline=None):
+        """Cancel the run, then remove it, within config.cancel_timeout seconds (kojid
+        sends SIGTERM 3 s after SIGINT) or by `deadline` (time.monotonic()). Further
+        KeyboardInterrupt/SystemExit during the wait are held back until then. Failures
+        are logged: the task ends anyway."""
         name, client = self.name, self.client
-        if not name or client is None:
+        if not name or client is None or self._cancel_started:
             return
+        self._cancel_started = True
         done = threading.Event()
 
         def _cancel():
             try:
-                client.cancel_build(name)
-                self.logger.info('Cancelled OSBS pipeline run %s', name)
-            except Exception as exc:
-                self.logger.warning('Cancelling pipeline run %s failed: %s', name, exc)
+                try:
+                    client.cancel_build(name)
+                    self.logger.info('Cancelled OSBS pipeline run %s', name)
+                except Exception as exc:
+                    self.logger.warning('Cancelling pipeline run %s failed: %s', name, exc)
+                try:
+                    client.remove_build(name)
+                    self.logger.info('Removed OSBS pipeline run %s', name)
+                except Exception as exc:
+                    self.logger.warning('Removing pipeline run %s failed: %s', name, exc)
             finally:
                 done.set()
 
         thread = threading.Thread(target=_cancel, name='osbs-cancel')
         thread.daemon = True
         thread.start()
-        deadline = time.monotonic() + self.config.cancel_timeout
-        while not done.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.logger.warning('Cancelling pipeline run %s did not finish in %.1f s',
-                                    name, self.config.cancel_timeout)
-                break
-            try:
-                done.wait(left)
-            except (KeyboardInterrupt, SystemExit):
-                continue
+        if deadline is None:
+            deadline = time.monotonic() + self.config.cancel_timeout
+        if not _wait_holding_signals(done, deadline):
+            self.logger.warning('Cancelling and removing pipeline run %s did not finish in '
+                                '%.1f s', name, self.config.cancel_timeout)
+
+
+def _wait_holding_signals(event, deadline):
+    """Wait for `event` until `deadline`; KeyboardInterrupt/SystemExit meanwhile are held
+    back (kojid keeps signalling while we clean up). True if the event was set."""
+    while not event.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        try:
+            event.wait(left)
+        except (KeyboardInterrupt, SystemExit):
+            continue
+    return True
 
 
 def run_binary(handler, config, make_plan, mods=None):

@@ -8,12 +8,16 @@ It also notices a lost task: kojid gone (our parent changed: we are an orphan) o
 task no longer OPEN on this host (freed and re-run elsewhere, or cancelled).
 """
 
+import json
 import os
+import ssl
 import threading
 import time
+import urllib.request
 
 import koji
 
+from koji_containerbuild import scmurl
 from koji_containerbuild.backends.retry import (Backoff, TaskLost, is_transient_hub,
                                                 is_transient_osbs)
 from koji_containerbuild.errors import BackendError, BuildCanceled
@@ -155,7 +159,10 @@ class RunWatch(object):
             if is_transient_hub(exc):
                 self.logger.warning('Cannot check task %s on the hub: %s', self.task_id, exc)
                 return
-            raise
+            if isinstance(exc, koji.ActionNotAllowed):
+                raise TaskLost('task %s: %s' % (self.task_id, exc))
+            raise BackendError('Cannot check task %s on the hub while following OSBS '
+                               'pipeline run %s: %s' % (self.task_id, self.name, exc))
         if not info:
             raise TaskLost('task %s no longer exists on the hub' % self.task_id)
         state = info.get('state')
@@ -195,3 +202,86 @@ class RunWatch(object):
         while not self._logs_ended.is_set() and time.monotonic() < deadline:
             self._logs_ended.wait(0.2)
             self._check_parent()
+
+
+# ------------------------------------------------------------------ finding a run again
+# osbs-client has no list or search (contract §7): the only way to find the run a
+# previous attempt created without recording its name is our own GET of the namespace's
+# PipelineRuns (contract §8) and koji_task_id in each run's user params. Where the user
+# params land is up to the PipelineRun template (`$osbs_user_params_json`): we read the
+# `spec.params` entry named `user-params` or `user_params`, a JSON string (or object).
+USER_PARAMS_NAMES = ('user-params', 'user_params')
+LIST_TIMEOUT = 30.0
+MAX_LIST_BYTES = 64 * 1024 * 1024
+
+
+def runs_url(conf):
+    base = conf.get_openshift_base_uri()
+    if not isinstance(base, str) or not base:
+        raise ValueError('no openshift_url')
+    if not base.endswith('/'):
+        base += '/'
+    return '%sapis/tekton.dev/v1beta1/namespaces/%s/pipelineruns' % (
+        base, urllib.request.quote(conf.get_namespace(), safe=''))
+
+
+def list_runs(conf, timeout=LIST_TIMEOUT):
+    """The namespace's PipelineRun JSON objects, with osbs-client's token and TLS
+    settings. Raises on any trouble (the caller falls back)."""
+    request = urllib.request.Request(runs_url(conf), headers={'Accept': 'application/json'})
+    token = conf.get_oauth2_token()
+    if token:
+        request.add_header('Authorization', 'Bearer %s' % token)
+    context = None
+    if request.type == 'https' and not conf.get_verify_ssl():
+        context = ssl._create_unverified_context()
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:
+        raw = answer.read(MAX_LIST_BYTES + 1)
+    if len(raw) > MAX_LIST_BYTES:
+        raise ValueError('pipeline run list larger than %d bytes' % MAX_LIST_BYTES)
+    data = json.loads(raw.decode('utf-8'))
+    items = data.get('items') if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise ValueError('not a PipelineRunList')
+    return [item for item in items if isinstance(item, dict)]
+
+
+def user_params_of(run):
+    """The user-params dict of a PipelineRun JSON, or None."""
+    spec = run.get('spec')
+    params = spec.get('params') if isinstance(spec, dict) else None
+    for param in params if isinstance(params, list) else ():
+        if not isinstance(param, dict) or param.get('name') not in USER_PARAMS_NAMES:
+            continue
+        value = param.get('value')
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return None
+        return value if isinstance(value, dict) else None
+    return None
+
+
+def find_run_of_task(conf, task_id, logger, lister=list_runs):
+    """The name of the newest run whose user params carry koji_task_id == task_id, or
+    None. Errors are the caller's (it logs them and builds anew)."""
+    found = []
+    for run in lister(conf):
+        params = user_params_of(run)
+        task = params.get('koji_task_id') if params else None
+        if isinstance(task, bool) or str(task) != str(task_id):
+            continue
+        meta = run.get('metadata') if isinstance(run.get('metadata'), dict) else {}
+        name = meta.get('name')
+        if isinstance(name, str) and name:
+            found.append((str(meta.get('creationTimestamp') or ''), name))
+    if not found:
+        logger.info('No pipeline run of task %s in namespace %s', task_id,
+                    conf.get_namespace())
+        return None
+    found.sort()
+    if len(found) > 1:
+        logger.warning('%d pipeline runs of task %s: %s; following the newest', len(found),
+                       task_id, ', '.join(scmurl.redact(n) for _, n in found))
+    return found[-1][1]

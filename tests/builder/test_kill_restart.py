@@ -55,7 +55,10 @@ def test_kojid_cancel_cancels_the_run_before_the_process_dies(kojid, hub, git_da
     done = [c for c in osbs_double.calls('cancel_build:done') if c['pid'] == pid]
     assert done, 'the OSBS run was not cancelled by the task process'
     assert not os.path.exists('/proc/%d' % pid)
-    assert osbs_double.run(name)['spec_status'] == 'CancelledRunFinally'
+    # cancelled, then removed, by the task process itself
+    assert [c['pid'] for c in osbs_double.calls('remove_build')] == [pid]
+    assert osbs_double.runs() == []
+    assert osbs_double.removed_run(name)['spec_status'] == 'CancelledRunFinally'
     assert hub.task(task_id)['state'] == koji.TASK_STATES['CANCELED']
     assert osbs_double.calls('create_binary_container_build')[0]['pid'] == pid
 

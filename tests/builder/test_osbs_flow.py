@@ -256,5 +256,9 @@ def test_cancel_seen_on_hub_cancels_the_run(git_daemon, make_task, osbs_double, 
     with pytest.raises(errors.BuildCanceled):
         handler.run()
     thread.join()
-    (run_name,) = osbs_double.runs()
-    assert osbs_double.run(run_name)['spec_status'] == 'CancelledRunFinally'
+    # cancelled first, then removed
+    assert osbs_double.runs() == []
+    (cancelled,) = osbs_double.calls('cancel_build:done')
+    (removed,) = osbs_double.calls('remove_build')
+    assert cancelled['name'] == removed['name'] and cancelled['t'] <= removed['t']
+    assert osbs_double.removed_run(removed['name'])['spec_status'] == 'CancelledRunFinally'
