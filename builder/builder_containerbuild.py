@@ -7,6 +7,8 @@ adapter: Koji in, library call, Koji out. osbs-client and the native backend are
 imported only when a task needs them, so kojid loads the plugin without either.
 """
 
+import os
+
 import koji
 import koji.daemon
 import koji.tasks
@@ -32,6 +34,10 @@ class _ContainerTask(koji.tasks.BaseTaskHandler):
 
     def __init__(self, *args, **kwargs):
         super(_ContainerTask, self).__init__(*args, **kwargs)
+        # kojid's pid, taken as early as possible: if kojid dies at any point (even
+        # during the fetch or the create), this process is an orphan and must neither
+        # start a run nor remove the work directory the re-run of this task shares.
+        self.parent_pid = os.getppid()
         # The log relay uploads from a thread while this one polls the hub; koji's
         # ClientSession numbers its calls, so both must go through one lock.
         self.session = SerializedSession(self.session)
@@ -74,6 +80,11 @@ class _ContainerTask(koji.tasks.BaseTaskHandler):
                                 'without touching the OSBS run', self.id)
             self.workdir = None
             raise
+        finally:
+            if os.getppid() != self.parent_pid:
+                # an orphan, whatever it is raising: BaseTaskHandler.run must not
+                # remove the work directory under the re-run
+                self.workdir = None
 
 
 class BuildContainerTask(_ContainerTask):

@@ -326,7 +326,12 @@ class OsbsTask(object):
         try:
             self.record.save(state='running', name=self.name)
         except TaskLost:
-            raise
+            if self._task_cancelled():
+                # cancelled while the run was being created: it is ours to clean up
+                self.cancel_quickly()
+                raise BuildCanceled('Task %s was cancelled; cancelled OSBS pipeline run %s'
+                                    % (self.task_id, self.name))
+            raise  # freed: the re-run finds the run by its koji_task_id
         except Exception as exc:
             # nobody could find this run again: do not leave it behind
             self.logger.error('Cannot record pipeline run %s (%s); cancelling it',
@@ -509,6 +514,14 @@ class OsbsTask(object):
             raise
         except Exception as exc:
             self.logger.warning('Cannot record the removal of %s: %s', self.name, exc)
+
+    def _task_cancelled(self):
+        try:
+            info = self.session.getTaskInfo(self.task_id)
+        except Exception as exc:
+            self.logger.warning('Cannot read task %s: %s', self.task_id, exc)
+            return False
+        return bool(info) and info.get('state') == koji.TASK_STATES['CANCELED']
 
     def _cancel_koji_task(self):
         try:

@@ -7,7 +7,14 @@ atomically. Not part of osbs-client: tests script scenarios and inspect calls he
 Scenario (scenario.json, merged by Cluster.configure):
   create:  {"error": exc spec or None (raised instead of creating: clone failure,
             label validation...), "lost_answer": bool (run created, then the retried
-            POST answers 409 AlreadyExists), "container_buildtime_limit": int or None}
+            POST answers 409 AlreadyExists), "container_buildtime_limit": int or None,
+            "answer_delay": seconds between the run's creation and create_* returning,
+            "clone_delay": seconds create_* spends "cloning" before creating anything}
+
+The cluster also serves what a plugin's own `GET <openshift_url>apis/tekton.dev/v1beta1/
+namespaces/NS/pipelineruns` (contract §7, §8) would answer: a PipelineRunList file at that
+path under the state directory (openshift_url is file://), rewritten on every change; each
+item carries the rendered template's `spec.params` (`user-params`: the user-params JSON).
   run:     copied into each new run:
     tasks          [[pipeline_task, [lines], group=0], ...] logs; round-robin per group
     hold_at        line index where the log stream blocks until release/cancel/delete
@@ -56,7 +63,8 @@ DEFAULT_RUN = {
     'task_results': {},
 }
 DEFAULT_SCENARIO = {
-    'create': {'error': None, 'lost_answer': False, 'container_buildtime_limit': None},
+    'create': {'error': None, 'lost_answer': False, 'container_buildtime_limit': None,
+               'answer_delay': 0.0, 'clone_delay': 0.0},
     'run': DEFAULT_RUN,
     'faults': {},
 }
@@ -101,6 +109,33 @@ class Cluster(object):
         with open(tmp, 'w') as fobj:
             json.dump(data, fobj)
         os.rename(tmp, self._path(rel))
+        if rel.startswith('runs' + os.sep):
+            self._write_listings()
+
+    def listing_path(self, namespace):
+        return self._path(os.path.join('apis', 'tekton.dev', 'v1beta1', 'namespaces',
+                                       namespace, 'pipelineruns'))
+
+    def _write_listings(self, namespaces=()):
+        """PipelineRunList per namespace (called under the lock)."""
+        by_ns = dict((ns, []) for ns in namespaces)
+        for name in self.runs():
+            run = self._load(self._run_rel(name))
+            if run:
+                by_ns.setdefault(run['namespace'], []).append(list_item(run))
+        base = self._path(os.path.join('apis', 'tekton.dev', 'v1beta1', 'namespaces'))
+        if os.path.isdir(base):
+            for ns in os.listdir(base):
+                by_ns.setdefault(ns, [])
+        for ns, items in by_ns.items():
+            path = self.listing_path(ns)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = path + '.tmp.%d' % os.getpid()
+            with open(tmp, 'w') as fobj:
+                json.dump({'apiVersion': 'tekton.dev/v1beta1', 'kind': 'PipelineRunList',
+                           'metadata': {'resourceVersion': str(time.time_ns())},
+                           'items': items}, fobj)
+            os.rename(tmp, path)
 
     @staticmethod
     def _run_rel(name):
@@ -151,6 +186,8 @@ class Cluster(object):
             lines.append('')
         with open(path, 'w') as fobj:
             fobj.write('\n'.join(lines))
+        with self._locked():
+            self._write_listings(['ns-%s' % s.replace('_', '-') for s in sections])
         return path
 
     def runs(self):
@@ -191,6 +228,7 @@ class Cluster(object):
             if rel and os.path.exists(self._path(rel)):
                 # kept aside so tests can still inspect what was created
                 os.rename(self._path(rel), self._path(os.path.join('removed', name + '.json')))
+                self._write_listings()
                 return True
         return False
 
@@ -285,6 +323,22 @@ class Cluster(object):
             run['early_end_used'] = True
             return True
         return self._update(name, _use) is True
+
+
+def list_item(run):
+    """A run as it appears in a PipelineRunList (and, with status, in a GET)."""
+    data = {'apiVersion': 'tekton.dev/v1beta1', 'kind': 'PipelineRun',
+            'metadata': {'name': run['name'], 'namespace': run['namespace'],
+                         'creationTimestamp': time.strftime(
+                             '%Y-%m-%dT%H:%M:%SZ', time.gmtime(run['created'])),
+                         'labels': {'tekton.dev/pipeline': run['kind']}},
+            'spec': {'params': [{'name': 'user-params',
+                                 'value': json.dumps(run['user_params'], sort_keys=True)}]}}
+    if run['spec_status']:
+        data['spec']['status'] = run['spec_status']
+    if run['condition']:
+        data['status'] = {'conditions': [dict(run['condition'], type='Succeeded')]}
+    return data
 
 
 def default_results(user_params):

@@ -16,7 +16,7 @@ import string
 import time
 import warnings
 
-from ._cluster import Cluster, sequence, state_dir_from_url
+from ._cluster import Cluster, list_item, sequence, state_dir_from_url
 from .exceptions import (OsbsCommitNotFound, OsbsException, OsbsNetworkException,
                          OsbsResponseException, OsbsValidationException)
 from .tekton import PipelineRun
@@ -119,12 +119,8 @@ class OSBS(object):
                                     'message': 'Tasks Completed: 0 (Failed: 0)'}
 
     def _json(self, run, with_status=True):
-        data = {'apiVersion': 'tekton.dev/v1beta1', 'kind': 'PipelineRun',
-                'metadata': {'name': run['name'], 'namespace': run['namespace'],
-                             'labels': {'tekton.dev/pipeline': run['kind']}},
-                'spec': {}}
-        if run['spec_status']:
-            data['spec']['status'] = run['spec_status']
+        data = list_item(run)
+        data.pop('status', None)
         if with_status:
             cond = self._condition(run)
             results = []
@@ -165,6 +161,9 @@ class OSBS(object):
         scenario = cluster.scenario()
         script = copy.deepcopy(scenario['run'])
         cluster.add_run(name, self.os_conf.get_namespace(), kind, user_params, script)
+        cluster.log_call('create:posted', name)
+        if scenario['create'].get('answer_delay'):
+            time.sleep(scenario['create']['answer_delay'])
         if scenario['create'].get('lost_answer'):
             # the first answer was lost; urllib3 retried the POST and got 409
             body = json.dumps({
@@ -194,6 +193,8 @@ class OSBS(object):
             raise OsbsException('Only isolated build can update operator CSV metadata')
         kwargs = dict((k, v) for k, v in kwargs.items() if k in _BINARY_PARAMS)
         scenario = cluster.scenario()
+        if scenario['create'].get('clone_delay'):
+            time.sleep(scenario['create']['clone_delay'])
         if scenario['create'].get('error'):  # clone / container.yaml / label failures
             raise make_exception(scenario['create']['error'])
         max_limit = kwargs.get('max_buildtime_limit')
