@@ -31,7 +31,11 @@ ARCH_LIST_PATTERN = r'^\s*(%s(\s+%s)*)?\s*$' % (ARCH_RE, ARCH_RE)
 # osbs-client's release rule: a digit first, alphanumeric groups joined by '.' or '_'.
 RELEASE_PATTERN = r'^[0-9][0-9A-Za-z]*([._][0-9A-Za-z]+)*$(?!\n)'
 DEP_REPLACEMENT_PATTERN = r'^[^:\s]+:[^:\s]+:[^:\s]+(:[^:\s]+)?$(?!\n)'
-URL_PATTERN = r'^(https?|ftp)://[^\s/?#]+[^\s]*$(?!\n)'
+# No userinfo ('user@' or 'user:token@') in the authority: opts are stored in the task
+# request, which anyone can read on Koji web or through getTaskInfo(request=True).
+URL_PATTERN = r'^(https?|ftp)://[^\s/?#@]+([/?#]\S*)?$(?!\n)'
+# Any scheme-like prefix followed by an authority that holds '@': credentials.
+URL_USERINFO_PATTERN = r'^[A-Za-z][A-Za-z0-9+.-]*:/*[^/?#]*@'
 # Koji NVR: name-version-release, no whitespace.
 NVR_PATTERN = r'^\S+-[^\s-]+-[^\s-]+$(?!\n)'
 TEXT_PATTERN = r'^\S(.*\S)?$(?!\n)'
@@ -39,6 +43,8 @@ MAX_TEXT = 1024
 # Control characters, surrogates and U+FFFE/U+FFFF: never valid in an option, and XML-RPC
 # (the task request) cannot carry most of them.
 BAD_CHARS_PATTERN = '[\\u0000-\\u001f\\u007f\\ud800-\\udfff\\ufffe\\uffff]'
+# Largest finite float: JSON has no NaN or Infinity, so userdata numbers stay within it.
+MAX_FLOAT = 1.7976931348623157e308
 
 
 class Option(object):
@@ -84,7 +90,7 @@ OPTIONS = (
            pattern=NVR_PATTERN, pattern_doc='a Koji build NVR (name-version-release)',
            metavar='NVR', help='Koji build (NVR) to use as the parent image instead of FROM'),
     Option('yum_repourls', 'list_text', IMAGE_KINDS, cli='--repo-url', pattern=URL_PATTERN,
-           pattern_doc='an http(s) or ftp URL', metavar='URL',
+           pattern_doc='an http(s) or ftp URL without credentials (no user@)', metavar='URL',
            help='URL of a .repo file to add to the build (repeatable)'),
     Option('compose_ids', 'list_int', IMAGE_KINDS, cli='--compose-id', metavar='ID', minimum=1,
            help='ODCS compose id to use for yum repositories (repeatable)'),
@@ -99,7 +105,7 @@ OPTIONS = (
            help='JSON object of custom user metadata stored with the build'),
     Option('operator_csv_modifications_url', 'text', IMAGE_KINDS,
            cli='--operator-csv-modifications-url', pattern=URL_PATTERN,
-           pattern_doc='an http(s) or ftp URL', metavar='URL',
+           pattern_doc='an http(s) or ftp URL without credentials (no user@)', metavar='URL',
            help='URL of operator CSV modifications JSON; isolated builds only'),
     Option('flatpak', 'bool', IMAGE_KINDS,
            help='Build a Flatpak (set by flatpak-build)'),
@@ -199,6 +205,15 @@ def _as_set_value(opt, value):
     return value
 
 
+def _is_url(opt):
+    return opt.pattern == URL_PATTERN
+
+
+def mask_userinfo(text):
+    """`text` with every `...@` run masked, so a message never quotes a token back."""
+    return re.sub(r'[^\s/?#@]*@', '***@', text)
+
+
 def _check_text(opt, value, what):
     if not isinstance(value, str):
         raise OptionError('Invalid option %r: %s must be a string, got %s'
@@ -209,9 +224,14 @@ def _check_text(opt, value, what):
     if len(value) > MAX_TEXT:
         raise OptionError('Invalid option %r: %s is longer than %d characters'
                           % (opt.name, what, MAX_TEXT))
+    if _is_url(opt) and re.match(URL_USERINFO_PATTERN, value):
+        raise OptionError('Invalid option %r: %s must not contain credentials '
+                          '("user@" or "user:password@" before the host; task options are '
+                          'public), got %s' % (opt.name, what, _short(mask_userinfo(value))))
     if opt.pattern and not re.match(opt.pattern, value):
+        shown = mask_userinfo(value) if _is_url(opt) else value
         raise OptionError('Invalid option %r: %s must be %s, got %s'
-                          % (opt.name, what, opt.pattern_doc, _short(value)))
+                          % (opt.name, what, opt.pattern_doc, _short(shown)))
 
 
 def _check_value(opt, value):
@@ -243,8 +263,15 @@ def _check_value(opt, value):
             raise OptionError('Invalid option %r: must be a JSON object, got %s'
                               % (opt.name, _short(value)))
         try:
-            json.dumps(value)
-        except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: deep nesting
+            # allow_nan=False: NaN and Infinity are not JSON; OSBS would refuse them later.
+            json.dumps(value, allow_nan=False)
+        except ValueError as exc:
+            if 'Out of range float' not in str(exc):
+                raise OptionError('Invalid option %r: not JSON-serializable (%s)'
+                                  % (opt.name, exc))
+            raise OptionError('Invalid option %r: NaN and Infinity are not valid JSON numbers'
+                              % opt.name)
+        except (TypeError, RecursionError) as exc:  # RecursionError: deep nesting
             raise OptionError('Invalid option %r: not JSON-serializable (%s)' % (opt.name, exc))
         if not all(isinstance(k, str) for k in value):
             raise OptionError('Invalid option %r: object keys must be strings' % opt.name)
@@ -330,12 +357,26 @@ def _schema_for_value(opt):
             item['minimum'] = opt.minimum
         schema = {'type': 'array', 'items': item}
     elif vtype == 'object':
-        schema = {'type': 'object'}
+        schema = {'type': 'object', 'additionalProperties': {'$ref': JSON_VALUE_REF}}
     else:  # pragma: no cover
         raise ValueError(vtype)
     if opt.deprecated and vtype == 'bool':
         schema = {'enum': [False]}
     return {'anyOf': [schema, {'type': 'null'}], 'description': opt.help}
+
+
+JSON_VALUE_REF = '#/definitions/json_value'
+# A JSON value without NaN or Infinity (what validate's json.dumps(allow_nan=False) allows).
+# Integers of any size are fine; other numbers must be finite: +-Infinity fail the bounds,
+# and NaN, which passes every bound (all comparisons with NaN are false), is the only
+# number with both exclusiveMinimum 0 and exclusiveMaximum 0, so 'not' that refuses it.
+JSON_VALUE_SCHEMA = {'anyOf': [
+    {'type': ['null', 'boolean', 'string', 'integer']},
+    {'type': 'number', 'minimum': -MAX_FLOAT, 'maximum': MAX_FLOAT,
+     'not': {'exclusiveMinimum': 0, 'exclusiveMaximum': 0}},
+    {'type': 'array', 'items': {'$ref': JSON_VALUE_REF}},
+    {'type': 'object', 'additionalProperties': {'$ref': JSON_VALUE_REF}},
+]}
 
 
 def _text_schema(opt):
@@ -389,6 +430,7 @@ def json_schema(kind):
         'additionalProperties': False,
         'required': sorted(o.name for o in opts if kind in o.required),
         'allOf': all_of,
+        'definitions': {'json_value': JSON_VALUE_SCHEMA},
     }
 
 

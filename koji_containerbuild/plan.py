@@ -37,17 +37,21 @@ class SourcePlan(object):
 # ------------------------------------------------------------------ opts
 
 def _schema_message(error):
-    """An OptionError message naming the option for one jsonschema error."""
+    """An OptionError message naming the option for one jsonschema error.
+
+    jsonschema quotes the offending value: mask any URL userinfo in it.
+    """
     path = [p for p in error.absolute_path]
+    text = options_model.mask_userinfo(error.message[:300])
     if path:
-        return 'Invalid option %r: %s' % (path[0], error.message[:300])
+        return 'Invalid option %r: %s' % (path[0], text)
     if error.validator == 'additionalProperties':
-        return 'Unknown option(s): %s' % error.message[:300]
+        return 'Unknown option(s): %s' % text
     if error.validator == 'required':
-        return 'Missing option: %s' % error.message[:300]
+        return 'Missing option: %s' % text
     if error.validator == 'type':
         return 'Invalid opts: must be a dict of build options'
-    return 'Invalid options: %s' % error.message[:300]
+    return 'Invalid options: %s' % text
 
 
 def validate_opts(kind, opts):

@@ -43,7 +43,7 @@ def type_text(opt):
         'text': 'string%s%s' % (what, limit),
         'list_text': 'list of strings%s%s' % (what, limit),
         'list_int': 'list of integers%s' % minimum,
-        'object': 'JSON object (string keys)',
+        'object': 'JSON object (string keys; no NaN or Infinity)',
     }[opt.vtype]
 
 
@@ -81,6 +81,37 @@ def rule_lines(kind):
     return lines
 
 
+def notes_lines():
+    """Decisions worth knowing that a row of the table cannot say."""
+    arch_rule = [r for r in options.RULES if r.names == ('arch_override',)][0]
+    isolated_rule = [r for r in options.RULES if r.names == ('isolated',)][0]
+    return [
+        '## Notes',
+        '',
+        '- **rpkg/fedpkg requests.** The opts dict rpkg sends is accepted as it is: every',
+        '  key present, `None` meaning unset, `skip_build: false` tolerated with a',
+        '  deprecation warning (`true` is refused), `flatpak: true` making it a Flatpak build.',
+        '- **`arch_override` needs `scratch` or `isolated`.** The foundation issue\'s literal',
+        '  rpkg example sends `arch_override: \'x86_64 aarch64\'` with `scratch` and',
+        '  `isolated` both false; the rule wins: such a request is refused at every door',
+        '  (CLI, hub before any task is created, builder JSON schema) with the message',
+        '  "%s".' % arch_rule.message,
+        '  Add `--scratch` (or `--isolated --release`), or drop `--arch-override` to build',
+        '  for all arches of the build tag.',
+        '- **Isolated builds need `release`** (as osbs-client does):',
+        '  "%s".' % isolated_rule.message,
+        '- **No credentials in URL options** (`yum_repourls`,',
+        '  `operator_csv_modifications_url`): task options are stored in the task request,',
+        '  which anyone can read on Koji web or with `getTaskInfo(request=True)`, so a',
+        '  `user@` or `user:password@` part is refused, and the message masks it. Use',
+        '  repositories the builders can read without credentials.',
+        '- **`userdata` is strict JSON:** NaN and Infinity are refused by the hub',
+        '  (`json.dumps(allow_nan=False)`) and by the builder\'s JSON schema (finite numbers',
+        '  only, integers of any size).',
+        '',
+    ]
+
+
 def render():
     out = [
         '# Build options',
@@ -115,6 +146,7 @@ def render():
                 opt.name, cell(type_text(opt)), null_text(kind, opt, schema),
                 cell(cli_text(opt)), cell(help_text(kind, opt))))
         out += ['', 'Rules:', ''] + rule_lines(kind) + ['']
+    out += notes_lines()
     return '\n'.join(out)
 
 

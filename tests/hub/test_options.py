@@ -266,6 +266,29 @@ def test_values_a_task_cannot_store_rejected(hub, plugin, name, value):
     assert hub.tasks == {}
 
 
+@pytest.mark.parametrize('opts', [
+    {'yum_repourls': ['https://bot:s3cr3t@repos.example.com/x.repo']},
+    {'yum_repourls': ['https://s3cr3t@repos.example.com/x.repo']},
+    {'isolated': True, 'release': '1',
+     'operator_csv_modifications_url': 'https://bot:s3cr3t@example.com/csv.json'},
+])
+def test_credentials_in_url_options_refused(hub, plugin, opts):
+    # the task request is public (Koji web, getTaskInfo(request=True))
+    with pytest.raises(OptionError, match='credentials') as err:
+        submit(hub, plugin, 'binary', dict(base_opts('binary'), **opts))
+    assert 's3cr3t' not in str(err.value)
+    assert hub.tasks == {}
+
+
+@pytest.mark.parametrize('kind', ['binary', 'source'])
+@pytest.mark.parametrize('number', [float('nan'), float('inf'), -float('inf')])
+def test_userdata_nan_and_infinity_refused(hub, plugin, kind, number):
+    opts = dict(base_opts(kind), userdata={'n': [number]})
+    with pytest.raises(OptionError, match="'userdata': NaN and Infinity"):
+        submit(hub, plugin, kind, opts)
+    assert hub.tasks == {}
+
+
 def test_unicode_and_largest_values_accepted(hub, plugin):
     opts = dict(base_opts('binary'), compose_ids=[2 ** 63 - 1],
                 userdata={'owner': 'Zoë 🐳', 'n': -2 ** 63, 'f': 1.5, 'none': None})

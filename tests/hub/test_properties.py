@@ -69,7 +69,8 @@ def valid_value(opt):
         value = st.lists(valid_text(opt), max_size=3)
     else:
         json_leaf = (st.none() | st.booleans() | st.integers(-2 ** 63, 2 ** 63 - 1)
-                     | st.floats(allow_nan=False) | st.text(clean_chars, max_size=10))
+                     | st.floats(allow_nan=False, allow_infinity=False)   # JSON numbers
+                     | st.text(clean_chars, max_size=10))
         value = st.dictionaries(st.text(clean_chars, max_size=8), st.recursive(
             json_leaf, lambda inner: st.lists(inner, max_size=3)
             | st.dictionaries(st.text(clean_chars, max_size=5), inner, max_size=3),

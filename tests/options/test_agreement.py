@@ -23,9 +23,11 @@ SETTINGS = settings(max_examples=EXAMPLES_PER_KIND, deadline=None,
 
 
 def json_like(allow_nan=True):
+    # NaN and +-Infinity (refused by both doors) unless allow_nan=False.
     scalars = (st.none() | st.booleans() | st.integers(-3, 2 ** 40)
-               | st.floats(allow_nan=allow_nan, allow_infinity=False)
-               | st.sampled_from([0.0, 1.0, 7.0, 2.5]) | st.text(max_size=8))
+               | st.floats(allow_nan=allow_nan, allow_infinity=allow_nan)
+               | st.sampled_from([0.0, 1.0, 7.0, 2.5, options.MAX_FLOAT, 10 ** 400])
+               | st.text(max_size=8))
     return st.recursive(
         scalars,
         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
@@ -38,7 +40,8 @@ json_values = json_like()
 edge_texts = st.sampled_from([
     '', ' ', '\n', 'x', 'f40', 'f40\n', ' f40', '1', '1.2', '1-2', 'a-1-2', 'a-1-2\n',
     'x86_64 aarch64', 'x86_64,aarch64', 'gomod:a:b', 'gomod:a:b:c', 'a:b:c:d:e',
-    'https://e.com/x', 'https://e.com/x\n', 'file:///x', 'x' * options.MAX_TEXT,
+    'https://e.com/x', 'https://e.com/x\n', 'file:///x', 'https://u:t@e.com/x',
+    'https://t@e.com/x', 'https://e.com/a@b', 'ftp://e.com?a@b', 'https://@e.com/x', 'x' * options.MAX_TEXT,
     'x' * (options.MAX_TEXT + 1), '1' * (options.MAX_TEXT + 1)])
 
 
@@ -153,10 +156,27 @@ def test_hub_validation_and_builder_schema_agree(kind):
     ('source', {}),
     ('source', {'koji_build_id': 0}),
     ('source', {'koji_build_nvr': 'a-1-2', 'git_branch': 'f40'}),
+    ('binary', {'git_branch': 'f40', 'yum_repourls': ['https://u:t@e.com/x.repo']}),
+    ('binary', {'git_branch': 'f40', 'yum_repourls': ['https://t@e.com/x.repo']}),
+    ('binary', {'git_branch': 'f40', 'isolated': True, 'release': '1',
+                'operator_csv_modifications_url': 'https://u:t@e.com/x'}),
+    ('binary', {'git_branch': 'f40', 'userdata': {'a': float('nan')}}),
+    ('binary', {'git_branch': 'f40', 'userdata': {'a': [{'b': float('inf')}]}}),
+    ('source', {'koji_build_id': 1, 'userdata': {'a': -float('inf')}}),
 ])
 def test_schema_rejects_what_the_rules_reject(kind, opts):
     assert not hub_accepts(kind, opts)
     assert not jsonschema.Draft7Validator(options.json_schema(kind)).is_valid(opts)
+
+
+@pytest.mark.parametrize('userdata', [
+    {'i': 10 ** 400, 'f': options.MAX_FLOAT, 'n': -options.MAX_FLOAT, 'z': 0.0, 'm': -0.0},
+    {'deep': [[{'a': [1.5, None, True, 'x']}]]},
+])
+def test_schema_accepts_finite_numbers_anywhere(userdata):
+    opts = {'koji_build_id': 1, 'userdata': userdata}
+    assert hub_accepts('source', opts)
+    assert jsonschema.Draft7Validator(options.json_schema('source')).is_valid(opts)
 
 
 # ------------------------------------------------------------------ CLI

@@ -53,3 +53,12 @@ def test_script_runs_standalone():
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_notes_explain_the_decisions():
+    notes = load_generator().render().split('## Notes', 1)[1]
+    assert 'rpkg' in notes and '`None` meaning unset' in notes and 'skip_build' in notes
+    arch_rule = [r for r in options.RULES if r.names == ('arch_override',)][0]
+    assert arch_rule.message in notes and 'every door' in notes
+    assert "'isolated' needs 'release'" in notes
+    assert 'credentials' in notes and 'NaN' in notes

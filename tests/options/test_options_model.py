@@ -51,14 +51,18 @@ BAD = {
     'koji_parent_build': ['base', 'base-1', 'a b-1-2', 'base-1-2\n', 5, ['base-1-2']],
     'yum_repourls': ['http://repos.example.com/x.repo', ['file:///etc/x.repo'], ['repo'],
                      [5], [None], ['http://x.example.com/a b'], ['http://x.example.com\n'],
-                     {}],
+                     {}, ['https://user:tok@x.example.com/a.repo'],
+                     ['https://tok@x.example.com/a.repo'], ['ftp://@x.example.com/a.repo']],
     'compose_ids': [1, [0], [-1], ['1'], [True], [1.5], 'all', {}],
     'signing_intent': ['', ' release', 'release ', 'release\n', 7, ['release']],
     'dependency_replacements': ['gomod:a:b', ['gomod:a'], ['gomod:a:b:c:d'], ['go mod:a:b'],
                                 [3], ['gomod:a:b\n']],
-    'userdata': ['{"a": 1}', [1], 1, True, {1: 'x'}, {'a': object()}, {'s': {1, 2}}],
+    'userdata': ['{"a": 1}', [1], 1, True, {1: 'x'}, {'a': object()}, {'s': {1, 2}},
+                 {'a': float('nan')}, {'a': [1, {'b': float('inf')}]}, {'a': -float('inf')}],
     'operator_csv_modifications_url': ['not a url', 'file:///x.json', 'https://', 5,
-                                       'https://example.com/x\n'],
+                                       'https://example.com/x\n',
+                                       'https://bot:s3cr3t@example.com/csv.json',
+                                       'https://s3cr3t@example.com/csv.json'],
     'flatpak': ['yes', 1],
     'skip_build': ['no', 0],
     'koji_build_id': [0, -1, '1', True, 1.5, [1]],
@@ -316,3 +320,50 @@ def test_kind_of(opts, kind):
 ])
 def test_arch_list(text, arches):
     assert options.arch_list(text) == arches
+
+
+@pytest.mark.parametrize('kind,name,url', [
+    ('binary', 'yum_repourls', 'https://builder:s3cr3t-T0ken@repos.example.com/x.repo'),
+    ('binary', 'yum_repourls', 'https://s3cr3t-T0ken@repos.example.com/x.repo'),
+    ('binary', 'yum_repourls', 'ftp://a@s3cr3t-T0ken@repos.example.com/x.repo'),
+    ('binary', 'yum_repourls', 'https://s3cr3t-T0ken:@repos.example.com/x.repo'),
+    ('flatpak', 'yum_repourls', 'http://u:s3cr3t-T0ken@[::1]:8080/x.repo'),
+    ('binary', 'operator_csv_modifications_url',
+     'https://bot:s3cr3t-T0ken@example.com/csv.json'),
+    ('binary', 'operator_csv_modifications_url', 'https://s3cr3t-T0ken@example.com/csv'),
+])
+def test_credentials_in_urls_refused_without_echoing_them(kind, name, url):
+    value = [url] if name == 'yum_repourls' else url
+    opts = opts_with(kind, name, value)
+    with pytest.raises(OptionError) as err:
+        options.validate(kind, opts)
+    message = str(err.value)
+    assert repr(name) in message and 'credentials' in message
+    assert 's3cr3t' not in message and 'T0ken' not in message
+
+
+def test_at_sign_after_the_host_is_not_userinfo():
+    for url in ('https://e.example.com/~u/a@b.repo', 'https://e.example.com/x?user=a@b',
+                'https://e.example.com#a@b'):
+        opts = opts_with('binary', 'yum_repourls', [url])
+        assert options.validate('binary', opts)[0]['yum_repourls'] == [url]
+
+
+def test_a_malformed_url_message_masks_userinfo_too():
+    opts = opts_with('binary', 'yum_repourls', ['repos s3cr3t@example.com'])
+    with pytest.raises(OptionError) as err:
+        options.validate('binary', opts)
+    assert 's3cr3t' not in str(err.value)
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf'), -float('inf'),
+                                   [1.0, {'x': float('nan')}]])
+def test_userdata_nan_and_infinity_refused(value):
+    with pytest.raises(OptionError, match="'userdata': NaN and Infinity"):
+        options.validate('binary', opts_with('binary', 'userdata', {'v': value}))
+
+
+def test_userdata_large_finite_numbers_accepted():
+    userdata = {'i': 10 ** 30, 'f': options.MAX_FLOAT, 'g': -options.MAX_FLOAT, 'z': 0.0}
+    assert options.validate('source', opts_with('source', 'userdata', userdata))[0][
+        'userdata'] == userdata
