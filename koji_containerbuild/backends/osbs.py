@@ -78,9 +78,16 @@ def make_client(mods, config, section):
     except configparser.Error as exc:
         raise ConfigError('OSBS configuration file %s is malformed: %s'
                           % (path, str(exc).replace('\n', ' ')))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError('OSBS configuration file %s cannot be read: %s' % (path, exc))
     if not check.has_section(section):
         raise ConfigError('OSBS configuration file %s has no [%s] section (set in %s)'
                           % (path, section, config.path))
+    if check.has_option(section, 'scratch'):
+        # osbs-client lets it override every build's scratch flag (contract §1)
+        raise ConfigError('OSBS configuration file %s: [%s] sets scratch, which would '
+                          'override the scratch flag of every build; remove it'
+                          % (path, section))
     try:
         conf = mods.conf.Configuration(conf_file=path, conf_section=section)
         limits = (conf.get_default_buildtime_limit(), conf.get_max_buildtime_limit())

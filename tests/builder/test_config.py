@@ -73,3 +73,18 @@ def test_source_build_needs_osbs_backend(tmp_path, make_task, osbs_double):
                                   config_file=conf)
     with pytest.raises(errors.BackendError, match='need backend = osbs'):
         handler.run()
+
+
+def test_scratch_in_osbs_conf_is_refused(tmp_path, make_task, git_daemon, osbs_double):
+    osbs_double.write_conf(str(tmp_path / 'osbs.conf'), scratch='true')
+    _task_id, handler = _task(make_task, git_daemon, None)
+    with pytest.raises(errors.ConfigError, match=r'\[default_binary\] sets scratch'):
+        handler.run()
+    assert osbs_double.calls('create_binary_container_build') == []
+
+
+def test_undecodable_osbs_conf(tmp_path, make_task, git_daemon, osbs_double):
+    (tmp_path / 'osbs.conf').write_bytes(b'[default_binary]\nnamespace = \xff\xfe\n')
+    _task_id, handler = _task(make_task, git_daemon, None)
+    with pytest.raises(errors.ConfigError, match='cannot be read'):
+        handler.run()
