@@ -35,6 +35,33 @@ SDIST_REQUIRED = [
 SDIST_FOLDERS = ['koji_containerbuild', 'hub', 'builder', 'cli', 'docs', 'examples', 'tests']
 
 
+# setup.py install_requires -> the Fedora package the spec's main package must Require.
+MAIN_REQUIRES = {'koji': 'python3-koji', 'jsonschema': 'python3-jsonschema',
+                 'PyYAML': 'python3-pyyaml', 'requests': 'python3-requests'}
+
+
+def _spec_requires(package):
+    """Requires: lines of one package in the spec ('' = the main package)."""
+    with open(os.path.join(ROOT, NAME + '.spec')) as f:
+        text = f.read()
+    sections = re.split(r'^%package\s+(\S+)\s*$', text, flags=re.M)
+    body = sections[0] if not package else sections[sections.index(package) + 1]
+    body = re.split(r'^%description', body, flags=re.M)[0]
+    return set(m.strip() for m in re.findall(r'^Requires:\s*(.+)$', body, flags=re.M))
+
+
+def test_spec_main_package_requires_what_setup_py_installs():
+    import ast
+    with open(os.path.join(ROOT, 'setup.py')) as f:
+        tree = ast.parse(f.read())
+    install_requires = [ast.literal_eval(k.value) for n in ast.walk(tree)
+                        if isinstance(n, ast.Call) for k in n.keywords
+                        if k.arg == 'install_requires'][0]
+    names = set(re.split(r'[<>=!~ ;\[]', r, 1)[0] for r in install_requires)
+    assert names == set(MAIN_REQUIRES), 'update MAIN_REQUIRES for %s' % sorted(names)
+    assert _spec_requires('') == set(MAIN_REQUIRES.values())
+
+
 def _python_sitelib():
     import sysconfig
     return sysconfig.get_path('purelib', vars={'base': '/usr'})
@@ -251,8 +278,7 @@ def test_rpmbuild_from_sdist(sdist, tmp_path, variant):
                                       or f.startswith((doc, '/usr/share/licenses/'))
                                       or f == '/usr/bin/koji-containerbuild')]
     assert not strays, 'unexpected files in the main RPM: %s' % strays
-    assert {'python3-koji', 'python3-jsonschema', 'python3-requests', '/usr/bin/python3'} \
-        <= requires['main']
+    assert set(MAIN_REQUIRES.values()) | {'/usr/bin/python3'} <= requires['main']
 
     check_plugin(files['hub'], '/usr/lib/koji-hub-plugins', 'hub_containerbuild',
                  '/etc/koji-hub/plugins', 'hub_containerbuild.conf')
