@@ -15,9 +15,9 @@ import koji.tasks
 
 from koji_containerbuild import config as builder_config
 from koji_containerbuild import plan as build_plan
-from koji_containerbuild import source
+from koji_containerbuild import scmurl, source
 from koji_containerbuild.backends.retry import TaskLost
-from koji_containerbuild.errors import BackendError
+from koji_containerbuild.errors import BackendError, PermissionDenied, SourceError
 from koji_containerbuild.logs import SerializedSession
 
 CONFIG_FILE = builder_config.DEFAULT_CONFIG_FILE
@@ -55,14 +55,26 @@ class _ContainerTask(koji.tasks.BaseTaskHandler):
                 options, 'allow_password_in_scm_url', False))
             build_tag = handler._build_tag(target)
             scratch = bool((kwargs.get('policy_data') or {}).get('scratch'))
-            handler.run_callbacks('preSCMCheckout', scminfo=scm.get_info(),
-                                  build_tag=build_tag, scratch=scratch)
+            handler._callbacks('preSCMCheckout', src, scminfo=scm.get_info(),
+                               build_tag=build_tag, scratch=scratch)
             checkout = source.fetch_source(src, workdir, options, **kwargs)
-            handler.run_callbacks('postSCMCheckout', scminfo=scm.get_info(),
-                                  build_tag=build_tag, scratch=scratch,
-                                  srcdir=checkout.srcdir)
+            handler._callbacks('postSCMCheckout', src, scminfo=scm.get_info(),
+                               build_tag=build_tag, scratch=scratch, srcdir=checkout.srcdir)
             return checkout
         return fetch
+
+    def _callbacks(self, name, src, **kwargs):
+        """run_callbacks; a refusing callback (koji wraps its error, traceback included,
+        in a CallbackError) becomes a fault carrying the callback's own message."""
+        try:
+            self.run_callbacks(name, **kwargs)
+        except koji.CallbackError as exc:
+            cause = exc.__context__ if exc.__context__ is not None else exc
+            message = scmurl.redact(str(getattr(cause, 'faultString', None) or cause))[:2000]
+            text = '%s callback refused %s: %s' % (name, scmurl.redact(src), message)
+            if isinstance(cause, koji.ActionNotAllowed):
+                raise PermissionDenied(text)
+            raise SourceError(text)
 
     def _build_tag(self, target):
         info = self.session.getBuildTarget(target)
