@@ -96,6 +96,8 @@ def task_facts(session, task_id):
 
 
 def _event(session, event):
+    """The event id every lookup uses: the caller's, else getLastEvent() (as kojid's own
+    build tasks do); the plan records it as event_id so backends can record it too."""
     if event is not None:
         return event
     return session.getLastEvent()['id']
@@ -141,6 +143,13 @@ def prepare_binary(session, task_id, src, target, opts, options, workdir, event=
                         '"."): %s' % ', '.join(repr(t) for t in invalid_tags[:10]))
     dest_tag = target_info['dest_tag_name']
     if not scratch:
+        if not identity.component:
+            # Only flatpaks get here: their labels are optional (source.image_identity).
+            raise BuildCheckError(
+                'Flatpak build: cannot tell the component, which a non-scratch build needs '
+                'for the package list check of %s; set "flatpak: {component: ...}" or '
+                '"compose: {modules: [name:stream]}" in container.yaml, or a '
+                '"com.redhat.component" label' % dest_tag)
         checks.check_package_allowed(session, dest_tag, identity.component, event=event)
         if identity.nvr:
             checks.check_nvr_free(session, identity.nvr)
@@ -149,7 +158,7 @@ def prepare_binary(session, task_id, src, target, opts, options, workdir, event=
             logger.warning('%s', warning)
     return BuildPlan(
         task_id=task_id, kind=kind, src=src, opts=clean, warnings=warnings, event=event,
-        target=target_info, target_name=target_info['name'],
+        event_id=event, target=target_info, target_name=target_info['name'],
         build_tag=target_info['build_tag_name'], dest_tag=dest_tag, arches=arches,
         scratch=scratch, isolated=isolated, flatpak=flatpak,
         git_branch=clean.get('git_branch'), checkout=checkout, labels=labels,
@@ -221,7 +230,7 @@ def prepare_source(session, task_id, target, opts, options, workdir, event=None,
             logger.warning('%s', warning)
     return SourcePlan(
         task_id=task_id, kind=options_model.SOURCE, opts=clean, warnings=warnings,
-        event=event, target=target_info, target_name=target_info['name'],
+        event=event, event_id=event, target=target_info, target_name=target_info['name'],
         dest_tag=dest_tag, scratch=scratch, build=build, build_id=build['id'],
         build_nvr=build['nvr'], component=component,
         signing_intent=clean.get('signing_intent'), owner=owner, owner_id=owner_id,

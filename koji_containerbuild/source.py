@@ -84,7 +84,10 @@ class SourceCheckout(object):
 
 
 class ImageIdentity(object):
-    """component/name/version/release of an image; nvr is None until release is known."""
+    """component/name/version/release of an image (a flatpak's may be None).
+
+    nvr is None until component, version and release are all known.
+    """
 
     def __init__(self, component, name, version, release):
         self.component = component
@@ -94,7 +97,7 @@ class ImageIdentity(object):
 
     @property
     def nvr(self):
-        if not self.release:
+        if not (self.component and self.version and self.release):
             return None
         return '%s-%s-%s' % (self.component, self.version, self.release)
 
@@ -504,6 +507,9 @@ def image_identity(labels, release_override=None, flatpak=False, container_yaml=
 
     Missing required labels give one SourceError listing each with its alternatives;
     values are checked against Koji's NVR rules and the registry naming rules.
+    Flatpak builds skip the label requirement: whatever container.yaml (or a Dockerfile,
+    if any) does not tell stays None, and nvr is None; plan.prepare_binary refuses a
+    non-scratch flatpak whose component is unknown (the package list needs it).
     """
     labels = labels or {}
     found = dict((key, _label(labels, names)) for key, names in LABELS)
@@ -524,60 +530,89 @@ def image_identity(labels, release_override=None, flatpak=False, container_yaml=
                          found['release'])
 
 
+def _yaml_mapping(container_yaml, key):
+    value = container_yaml.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SourceError('%s: "%s" must be a mapping' % (CONTAINER_YAML, key))
+    return value
+
+
+def _yaml_text(mapping, section, key):
+    value = mapping.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SourceError('%s: "%s.%s" must be a string' % (CONTAINER_YAML, section, key))
+    return value.strip() or None
+
+
+def _first_module(compose):
+    """(name, stream) of the first `compose: modules:` entry (NAME:STREAM[:...][/PROFILE])."""
+    modules = compose.get('modules')
+    if modules is None:
+        return None, None
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise SourceError('%s: "compose.modules" must be a list of "name:stream" strings'
+                          % CONTAINER_YAML)
+    if not modules:
+        return None, None
+    parts = modules[0].split('/', 1)[0].split(':')
+    name = parts[0].strip() or None
+    stream = parts[1].strip() if len(parts) > 1 and parts[1].strip() else None
+    return name, stream
+
+
 def _flatpak_identity(found, container_yaml):
-    """Flatpak: container.yaml `flatpak: {component, name}`, else the first module."""
-    flatpak = container_yaml.get('flatpak') if isinstance(container_yaml, dict) else None
-    flatpak = flatpak if isinstance(flatpak, dict) else {}
-    modules = ((container_yaml.get('compose') or {}) if isinstance(container_yaml, dict)
-               else {})
-    modules = modules.get('modules') if isinstance(modules, dict) else None
-    module_name = stream = None
-    if isinstance(modules, list) and modules and isinstance(modules[0], str):
-        parts = modules[0].split(':')
-        module_name = parts[0] or None
-        stream = parts[1] if len(parts) > 1 and parts[1] else None
+    """Flatpak: container.yaml `flatpak: {component, name}`, else the first module.
+
+    Labels (of a Dockerfile, when the repository has one) are the defaults; nothing is
+    required here (OSBS generates the flatpak's Dockerfile and labels itself).
+    """
+    if not isinstance(container_yaml, dict):
+        container_yaml = {}
+    flatpak = _yaml_mapping(container_yaml, 'flatpak')
+    module_name, stream = _first_module(_yaml_mapping(container_yaml, 'compose'))
     result = dict(found)
     for key in ('component', 'name'):
-        value = flatpak.get(key)
-        if isinstance(value, str) and value.strip():
-            result[key] = value.strip()
+        value = _yaml_text(flatpak, 'flatpak', key)
+        if value:
+            result[key] = value
         elif not result[key]:
             result[key] = module_name
     if not result['name']:
         result['name'] = result['component']
     if not result['version'] and stream:
         result['version'] = stream.replace('-', '_')
-    missing = [key for key in REQUIRED if not result[key]]
-    if missing:
-        raise SourceError('Flatpak build: cannot tell the %s; set "flatpak: {component: ..., '
-                          'name: ...}" and "compose: {modules: [name:stream]}" in %s'
-                          % (', '.join(missing), CONTAINER_YAML))
     return result
 
 
 def _check_identity(found):
+    """Check the values that are known (a flatpak's may be None)."""
     component, name = found['component'], found['name']
     version, release = found['version'], found['release']
-    if len(component) > MAX_NAME or not _COMPONENT_RE.match(component):
+    if component is not None and (len(component) > MAX_NAME
+                                  or not _COMPONENT_RE.match(component)):
         raise SourceError('Invalid component %r: use letters, digits and "_.+-" (at most %d)'
                           % (component[:80], MAX_NAME))
     for key, value in (('version', version), ('release', release)):
         if value is not None and '-' in value:
             raise SourceError('Invalid %s %r: the "-" character is not allowed in the %s'
                               % (key, value[:80], key))
-    if not _VERSION_RE.match(version):
+    if version is not None and not _VERSION_RE.match(version):
         raise SourceError('Invalid version %r: use letters, digits, "_" and "." (it is part '
                           'of an image tag)' % (version[:80],))
     if release is not None and not re.match(options_model.RELEASE_PATTERN, release):
         raise SourceError('Invalid release %r: it must start with a digit and be '
                           'alphanumeric groups joined by "." or "_"' % (release[:80],))
-    if len(name) > MAX_NAME or not _NAME_RE.match(name):
+    if name is not None and (len(name) > MAX_NAME or not _NAME_RE.match(name)):
         raise SourceError('Invalid name %r: a registry repository name (lowercase letters, '
                           'digits, separators "._-", "/" between parts)' % (name[:80],))
-    if '/' in name and '.' in name.split('/', 1)[0]:
+    if name is not None and '/' in name and '.' in name.split('/', 1)[0]:
         raise SourceError('Invalid name %r: the first part must not contain "." (it would '
                           'be read as a registry host)' % (name[:80],))
-    if release is not None:
+    if None not in (component, version, release):
         try:
             koji.check_NVR({'name': component, 'version': version, 'release': release},
                            strict=True)

@@ -81,11 +81,56 @@ def test_flatpak_identity_from_container_yaml():
                                   container_yaml={'compose': {'modules': ['eog:stable']}},
                                   release_override='2')
     assert ident.nvr == 'eog-stable-2'
-    with pytest.raises(SourceError, match='Flatpak build: cannot tell the component'):
-        source.image_identity({}, flatpak=True, container_yaml={'flatpak': 'junk'})
     # labels, when a Dockerfile exists, still count for flatpaks
     ident = source.image_identity(FULL, flatpak=True, container_yaml={})
     assert ident.nvr == 'demo-container-1.0-3'
+
+
+@pytest.mark.parametrize('labels,container_yaml,expected', [
+    # nothing at all: no label checks for flatpaks, the identity stays unknown
+    ({}, {}, (None, None, None, None)),
+    ({}, None, (None, None, None, None)),
+    # only a name label (no component/version): no "Required Dockerfile label" error
+    ({'name': 'eog'}, {}, (None, 'eog', None, None)),
+    # component from the flatpak: key, no version anywhere
+    ({}, {'flatpak': {'component': 'eog-flatpak'}}, ('eog-flatpak', 'eog-flatpak', None,
+                                                     None)),
+    # module with a profile and no stream version part
+    ({}, {'compose': {'modules': ['eog:f40/default']}}, ('eog', 'eog', 'f40', None)),
+    ({}, {'compose': {'modules': ['eog']}}, ('eog', 'eog', None, None)),
+    ({}, {'compose': {'modules': []}, 'flatpak': {'name': 'eog'}}, (None, 'eog', None, None)),
+])
+def test_flatpak_skips_label_checks(labels, container_yaml, expected):
+    ident = source.image_identity(labels, flatpak=True, container_yaml=container_yaml)
+    assert (ident.component, ident.name, ident.version, ident.release) == expected
+    assert ident.nvr is None
+    # a release makes an NVR only when component and version are known too
+    component, _, version, _ = expected
+    with_release = source.image_identity(labels, flatpak=True, container_yaml=container_yaml,
+                                         release_override='1')
+    assert with_release.nvr == ('%s-%s-1' % (component, version)
+                                if component and version else None)
+
+
+def test_non_flatpak_still_needs_labels():
+    with pytest.raises(SourceError, match='Required Dockerfile labels are missing'):
+        source.image_identity({}, container_yaml={'flatpak': {'component': 'eog'}})
+
+
+@pytest.mark.parametrize('container_yaml,message', [
+    ({'flatpak': 'junk'}, '"flatpak" must be a mapping'),
+    ({'compose': ['eog:stable']}, '"compose" must be a mapping'),
+    ({'compose': {'modules': 'eog:stable'}}, '"compose.modules" must be a list'),
+    ({'compose': {'modules': [1]}}, '"compose.modules" must be a list'),
+    ({'flatpak': {'component': ['eog']}}, '"flatpak.component" must be a string'),
+    ({'flatpak': {'name': 7}}, '"flatpak.name" must be a string'),
+    ({'flatpak': {'component': 'bad component'}}, 'Invalid component'),
+    ({'flatpak': {'name': 'Eog'}}, 'Invalid name'),
+    ({'compose': {'modules': ['eog:a b']}}, 'Invalid version'),
+])
+def test_flatpak_container_yaml_values_still_checked(container_yaml, message):
+    with pytest.raises(SourceError, match=message):
+        source.image_identity({}, flatpak=True, container_yaml=container_yaml)
 
 
 def test_tag_lengths():
