@@ -166,6 +166,9 @@ def test_transient_failures_are_retried_without_loss(git_daemon, make_task, osbs
     assert handler.run()['koji_builds'] == ['987654']
     files = hub.uploaded_files(task_id)
     assert files['x86_64.log'].decode().splitlines() == lines
+    # the pipeline log too: every line once, in order, despite the replays and retries
+    assert files['osbs-build.log'].decode().splitlines() == [
+        'binary-container-build-x86-64: %s' % line for line in lines]
 
 
 def test_remove_failure_is_not_fatal(git_daemon, make_task, osbs_double):
