@@ -127,7 +127,7 @@ def prepare_binary(session, task_id, src, target, opts, options, workdir, event=
                                  event=event, logger=logger)
     policy_data = {'user_id': owner_id, 'channel': channel, 'scratch': scratch}
     kwargs = {'session': session, 'policy_data': policy_data, 'logger': logger,
-              'flatpak': flatpak}
+              'flatpak': flatpak, 'git_branch': clean.get('git_branch')}
     if timeout is not None:
         kwargs['timeout'] = timeout
     checkout = fetch(src, workdir, options, **kwargs)

@@ -203,37 +203,48 @@ def check_module(module):
 # ------------------------------------------------------------------ fetching
 
 def fetch_source(scm_url, workdir, options, session=None, policy_data=None, logger=None,
-                 flatpak=False, timeout=gitfetch.DEFAULT_TIMEOUT, dirname=CHECKOUT_DIR):
-    """Fetch only the files the pre-build checks read (see CHECK_FILES) at one commit."""
+                 flatpak=False, timeout=gitfetch.DEFAULT_TIMEOUT, dirname=CHECKOUT_DIR,
+                 git_branch=None):
+    """Fetch only the files the pre-build checks read (see CHECK_FILES) at one commit.
+
+    git_branch: the branch the commit must be on; it is fetched as
+    refs/remotes/origin/<branch> (for `git branch -r --contains HEAD`, e.g. kojid's scm
+    policy) and a commit not on it is a SourceError.
+    """
     return _checkout(scm_url, workdir, options, session, policy_data, logger,
-                     sparse=True, flatpak=flatpak, timeout=timeout, dirname=dirname)
+                     sparse=True, flatpak=flatpak, timeout=timeout, dirname=dirname,
+                     git_branch=git_branch)
 
 
 def fetch_full_tree(scm_url, workdir, options, session=None, policy_data=None, logger=None,
-                    flatpak=False, timeout=gitfetch.DEFAULT_TIMEOUT, dirname=CHECKOUT_DIR):
+                    flatpak=False, timeout=gitfetch.DEFAULT_TIMEOUT, dirname=CHECKOUT_DIR,
+                    git_branch=None):
     """Fetch the whole tree of one commit (shallow), e.g. as a build context."""
     return _checkout(scm_url, workdir, options, session, policy_data, logger,
-                     sparse=False, flatpak=flatpak, timeout=timeout, dirname=dirname)
+                     sparse=False, flatpak=flatpak, timeout=timeout, dirname=dirname,
+                     git_branch=git_branch)
 
 
 def _checkout(scm_url, workdir, options, session, policy_data, logger, sparse, flatpak,
-              timeout, dirname):
+              timeout, dirname, git_branch=None):
     scm = make_scm(scm_url, options)
     assert_scm_allowed(scm, options, session=session, policy_data=policy_data)
     ref = check_ref(scm.revision)
     module = check_module(scm.module)
+    branch = _check_branch(git_branch)
     repodir = os.path.join(workdir, dirname)
     _fresh_dir(repodir)
     try:
         return _fetch_into(scm, scm_url, repodir, ref, module, logger, sparse, flatpak,
-                           timeout)
+                           timeout, branch)
     except BaseException:
         # Leave nothing half-fetched behind (also on kojid's KeyboardInterrupt).
         shutil.rmtree(repodir, ignore_errors=True)
         raise
 
 
-def _fetch_into(scm, scm_url, repodir, ref, module, logger, sparse, flatpak, timeout):
+def _fetch_into(scm, scm_url, repodir, ref, module, logger, sparse, flatpak, timeout,
+                branch=None):
     git = gitfetch.Git(repodir, scm.scheme, secrets=_secrets(scm_url), timeout=timeout,
                        logger=logger)
     git_uri = _git_uri(scm)
@@ -244,8 +255,12 @@ def _fetch_into(scm, scm_url, repodir, ref, module, logger, sparse, flatpak, tim
         with open(os.path.join(repodir, '.git', 'info', 'sparse-checkout'), 'w') as handle:
             handle.write(''.join(prefix + name + '\n' for name in CHECK_FILES))
         git.run('config', 'core.sparseCheckout', 'true', what='git config')
-    commit = _fetch_commit(git, ref, partial=sparse, what=_redact(scm_url, git.secrets))
+    commit = _fetch_commit(git, ref, partial=sparse, what=_redact(scm_url, git.secrets),
+                           branch=branch)
     git.run('checkout', '-q', '--detach', commit, what='git checkout of %s' % commit)
+    if branch:
+        _fetch_branch(git, ref, branch, commit, partial=sparse,
+                      what=_redact(scm_url.rsplit('#', 1)[0], git.secrets))
     srcdir = _inside(repodir, module, 'the subdirectory %r' % module)
     if not os.path.isdir(srcdir):
         raise SourceError('The subdirectory %r does not exist in %s at commit %s'
@@ -261,6 +276,82 @@ def _fetch_into(scm, scm_url, repodir, ref, module, logger, sparse, flatpak, tim
     return SourceCheckout(srcdir=srcdir, commit=commit, url=scm_url, source=source,
                           dockerfile_path=dockerfile_path, repodir=repodir, git_uri=git_uri,
                           module=module, complete=not sparse)
+
+
+def _check_branch(branch):
+    """A git_branch safe to put in a refspec, or None."""
+    if branch is None:
+        return None
+    if not isinstance(branch, str) or not branch:
+        raise SourceError('Invalid git branch %r: a branch name is required' % (branch,))
+    name = check_ref(branch)
+    if name.startswith('refs/') or _FULL_SHA.match(name):
+        raise SourceError('Invalid git branch %r: give the branch name, not a ref or commit'
+                          % (branch[:80],))
+    return name
+
+
+# Depths tried, in order, when the date-bounded fetch did not reach the commit (commits
+# only when the server filters, so even the last costs a few MiB at most).
+BRANCH_DEPTHS = (64, 4096, 65536)
+
+
+def _fetch_branch(git, ref, branch, commit, partial, what):
+    """Fetch `branch` as refs/remotes/origin/<branch> and check `commit` is on it.
+
+    One fetch usually does it: the branch history since the commit's committer date
+    (just the tip when the commit is the tip, what fedpkg sends). If that does not reach
+    the commit (clock skew, a server without deepen-since, or a commit not on the
+    branch), the history is deepened (BRANCH_DEPTHS) until the commit is an ancestor,
+    the branch's root is reached, or the last depth is exhausted. osbs-client refuses a
+    commit that is not on the branch (OsbsCommitNotFound) only after cloning; this fails
+    first, cheaply.
+    """
+    remote_ref = 'refs/remotes/origin/' + branch
+    if ref == branch:
+        # The commit is that branch's tip, just fetched: no second round trip.
+        git.run('update-ref', remote_ref, commit, what='git update-ref')
+        return
+    flags = ('--filter=tree:0',) if partial else ()
+    refspec = _branch_refspec(branch)
+
+    def fetch(limit):
+        rc, _, stderr = git.run(*(('fetch', '--no-tags', limit) + flags
+                                  + ('origin', refspec)), check=False)
+        if rc != 0 and _is_not_found(stderr):
+            raise SourceError('Branch %r was not found in %s' % (branch, what))
+        return rc, stderr
+
+    def on_branch():
+        return git.run('merge-base', '--is-ancestor', commit, remote_ref,
+                       check=False)[0] == 0
+
+    if _rev_parse(git, remote_ref) and on_branch():
+        return   # the tip came with the commit (_fetch_commit) and is (or descends from) it
+    _, out, _ = git.run('log', '-1', '--format=%ct', commit, what='git log')
+    since = int(out.strip() or 0) - 1
+    rc, _ = fetch('--shallow-since=%d' % since)
+    if rc == 0 and on_branch():
+        return
+    have = 0
+    if rc == 0:
+        have = int(git.run('rev-list', '--count', remote_ref, what='git rev-list')[1] or 0)
+    for depth in BRANCH_DEPTHS:
+        if depth <= have:
+            continue   # --depth would shorten what is already here
+        rc, stderr = fetch('--depth=%d' % depth)
+        if rc != 0:
+            raise SourceError('Fetching branch %r of %s failed: %s'
+                              % (branch, what, gitfetch.summarize(stderr)))
+        if on_branch():
+            return
+        have = int(git.run('rev-list', '--count', remote_ref, what='git rev-list')[1] or 0)
+        if have < depth:
+            break   # the whole branch is here: the commit is not on it
+    else:
+        raise SourceError('Commit %s is not within the last %d commits of branch %r of %s'
+                          % (commit, BRANCH_DEPTHS[-1], branch, what))
+    raise SourceError('Commit %s is not on branch %r of %s' % (commit, branch, what))
 
 
 def _fresh_dir(path):
@@ -284,12 +375,12 @@ def _is_not_found(stderr):
     return any(marker in lowered for marker in _NOT_FOUND)
 
 
-def _try_fetch(git, ref, partial):
-    """Fetch `ref` as cheaply as the server allows; return (ok, stderr)."""
+def _try_fetch(git, ref, partial, extra=()):
+    """Fetch `ref` (and `extra` refspecs) as cheaply as the server allows; (ok, stderr)."""
     stderr = ''
     for flags in _attempts(partial):
-        rc, _, stderr = git.run(*(('fetch', '--no-tags') + flags + ('origin', ref)),
-                                check=False)
+        rc, _, stderr = git.run(*(('fetch', '--no-tags') + flags + ('origin', ref)
+                                  + tuple(extra)), check=False)
         if rc == 0:
             return True, stderr
         lowered = stderr.lower()
@@ -313,9 +404,18 @@ def _rev_parse(git, expr):
     return sha if rc == 0 and _FULL_SHA.match(sha) else None
 
 
-def _fetch_commit(git, ref, partial, what):
+def _branch_refspec(branch):
+    return '+refs/heads/%s:refs/remotes/origin/%s' % (branch, branch)
+
+
+def _fetch_commit(git, ref, partial, what, branch=None):
     if _FULL_SHA.match(ref):
-        ok, stderr = _try_fetch(git, ref, partial)
+        ok = False
+        if branch:
+            # The branch tip in the same round trip: usually it is this very commit.
+            ok, stderr = _try_fetch(git, ref, partial, (_branch_refspec(branch),))
+        if not ok:   # (without the branch, in case that is what is missing)
+            ok, stderr = _try_fetch(git, ref, partial)
         if not ok and not _is_not_found(stderr):
             raise SourceError('Fetching %s failed: %s' % (what, gitfetch.summarize(stderr)))
         if not ok:

@@ -6,6 +6,7 @@ import pytest
 from koji_containerbuild import plan
 from koji_containerbuild.errors import BuildCheckError, OptionError, SourceError
 from tests.doubles.hub_session import make_task_handler_options
+from tests.support.gitserver import git
 
 TARGET = 'f40-container-candidate'
 OPTS = {'git_branch': 'main'}
@@ -103,6 +104,18 @@ def test_flatpak_plan(git_daemon, hub, options, workdir):
         ('eog-flatpak', 'stable', None)
     assert p.checkout.dockerfile_path is None
     assert p.additional_tags == ['extra']
+
+
+def test_plan_checks_the_commit_is_on_git_branch(git_daemon, hub, options, workdir):
+    # fedpkg sends a commit sha; the branch comes from opts['git_branch']
+    sha = git_daemon.shas['demo'][0]
+    src = git_daemon.url('demo', ref=sha)
+    p = plan.prepare_binary(hub, _task(hub, src, OPTS), src, TARGET, OPTS, options, workdir)
+    assert git('branch', '-r', '--contains', 'HEAD', cwd=p.checkout.repodir).split() == \
+        ['origin/main']
+    opts = dict(OPTS, git_branch='f40')
+    with pytest.raises(SourceError, match="Branch 'f40' was not found"):
+        plan.prepare_binary(hub, _task(hub, src, opts), src, TARGET, opts, options, workdir)
 
 
 def test_event_id_given_by_the_caller_is_recorded(git_daemon, hub, options, workdir):
