@@ -667,8 +667,10 @@ class ArchBuild(object):
                          retry_timeout=getattr(self.config, 'retry_timeout', 300.0),
                          logger=self.logger)
         canceled = False
+        storage_parent = self.native.task_storage_parent(self.handler.id, workdir)
         try:
-            result = self._build(relay, log_name, workdir)
+            storage = self.native.task_storage(self.handler.id, workdir)
+            result = self._build(relay, log_name, workdir, storage)
         except (KeyboardInterrupt, SystemExit):
             canceled = True
             raise
@@ -676,6 +678,9 @@ class ArchBuild(object):
             relay.write(log_name, 'ERROR: %s' % exc)
             raise
         finally:
+            # The task's storage (its containers, its image, pulled parents) goes with it,
+            # also on cancellation.
+            native_config.destroy_task_storage(storage_parent)
             if canceled:
                 # uploads are refused once the task is canceled: do not wait on retries
                 _abandon(relay)
@@ -689,7 +694,7 @@ class ArchBuild(object):
         self.handler.uploadFile(meta_path)
         return result
 
-    def _build(self, relay, log_name, workdir):
+    def _build(self, relay, log_name, workdir, storage):
         params = self.params
 
         def log_line(line):
@@ -724,7 +729,7 @@ class ArchBuild(object):
         ident = params['identity']
         labels = native_build.koji_labels(ident, self.arch, vcs_url=params['labels'].get('vcs-url'),
                                           vcs_ref=params['labels'].get('vcs-ref'))
-        settings = self.native.build_settings()
+        settings = self.native.build_settings(storage)
         log_line('Building %s for %s in task %s' % (ident['nvr'], self.arch, self.handler.id))
         return native_build.build_arch(
             srcdir, dockerfile, self.arch, ident, labels, repo_files, registry,

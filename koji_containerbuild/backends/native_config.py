@@ -7,9 +7,11 @@ cannot work without. Bad values raise errors.ConfigError naming the key.
 
 import os
 import re
+import shutil
 import string
 from urllib.parse import urlsplit
 
+from koji_containerbuild import buildah
 from koji_containerbuild.errors import ConfigError
 
 SECTION = 'native'
@@ -42,8 +44,11 @@ KEYS = (
      'namespace: builds reach repos but not the builder\'s loopback services), host or none'),
     ('isolation', 'oci', 'choice', 'buildah --isolation for RUN steps: oci, chroot or rootless'),
     ('pull', 'always', 'choice', 'Base image pull policy: always, missing, never or newer'),
-    ('storage_root', '', 'path', 'buildah --root (empty: buildah default storage)'),
-    ('storage_runroot', '', 'path', 'buildah --runroot (empty: buildah default)'),
+    ('storage_root', '', 'path', 'Folder under which each createContainer task gets its own '
+     'buildah storage (<storage_root>/task-<id>/), removed when the task ends '
+     '(empty: inside the task work directory)'),
+    ('storage_runroot', '', 'path', 'Ignored: each task keeps its runroot inside its own '
+     'storage (accepted so that older configs still load)'),
     ('storage_driver', '', 'text', 'buildah --storage-driver: overlay or vfs (empty: default)'),
     ('unique_tag_format', '{target}-{random}-{timestamp}', 'text',
      'Unique tag; fields {target} {random} (5 digits) {timestamp} (UTC) {task_id}'),
@@ -67,16 +72,34 @@ class NativeConfig(object):
         """host[:port] used in pull specs."""
         return urlsplit(self.registry).netloc
 
-    def build_settings(self):
-        """Settings handed to the image pipeline (native_build.build_arch)."""
+    def build_settings(self, storage):
+        """Settings handed to the image pipeline (native_build.build_arch); `storage`
+        is the task's own buildah.Storage (task_storage())."""
         return {
             'network': self.network,
             'isolation': self.isolation,
             'pull': self.pull,
-            'storage_root': self.storage_root or None,
-            'storage_runroot': self.storage_runroot or None,
-            'storage_driver': self.storage_driver or None,
+            'storage': storage,
         }
+
+    def task_storage_parent(self, task_id, workdir):
+        """The folder holding one task's buildah storage."""
+        if self.storage_root:
+            return os.path.join(self.storage_root, 'task-%d' % int(task_id))
+        return os.path.join(workdir, 'storage')
+
+    def task_storage(self, task_id, workdir):
+        """A fresh private buildah storage for one createContainer task.
+
+        Why private: a shared storage can only be cleaned by diffing containers, which
+        also removes other tasks' containers on a busy builder, and pulled parents pile
+        up. A re-run of the same task id (kojid restart) first removes what the killed
+        run left. Call destroy_task_storage() in a finally.
+        """
+        parent = self.task_storage_parent(task_id, workdir)
+        destroy_task_storage(parent)
+        os.makedirs(parent)
+        return buildah.Storage.temporary(parent, driver=self.storage_driver or 'overlay')
 
     def registry_kwargs(self):
         """Keyword arguments for registry.Registry (credentials stay a file path)."""
@@ -87,6 +110,16 @@ class NativeConfig(object):
     def __repr__(self):
         # Only paths and names here, but keep the repr short and credential-free anyway.
         return '<NativeConfig registry=%s cg=%s>' % (self.registry, self.content_generator)
+
+
+def destroy_task_storage(parent):
+    """Remove a task's storage folder: unmount what a killed build left, delete it."""
+    if not os.path.isdir(parent):
+        return
+    for name in os.listdir(parent):
+        root = os.path.join(parent, name, 'root')
+        buildah.Storage(root, owned=True).destroy()
+    shutil.rmtree(parent, ignore_errors=True)
 
 
 def _bool(key, text):

@@ -109,11 +109,14 @@ class World(object):
         self.auth_path.write_text(json.dumps({'auths': {host: {'auth': base64.b64encode(
             ('builder:%s' % SECRET).encode()).decode()}}}))
         conf = tmp_path / 'builder_containerbuild.conf'
+        # never the system storage: every task's storage lives under here
+        self.storage_root = tmp_path / 'storage'
         conf.write_text(
             '[containerbuild]\nbackend = native\nlog_flush_interval = 0.05\n'
             'retry_timeout = 2\n\n[native]\nregistry = %s\nregistry_tls_verify = false\n'
             'registry_credentials = %s\nisolation = %s\nnetwork = host\npoll_interval = 0.05\n'
-            'pull = missing\n%s' % (registry_url, self.auth_path, isolation, registry_extra))
+            'pull = missing\nstorage_root = %s\n%s'
+            % (registry_url, self.auth_path, isolation, self.storage_root, registry_extra))
         self.config = config_mod.load_builder_config(str(conf))
         self.child_runs = []
         self.logger = logging.getLogger('koji.build.test')
