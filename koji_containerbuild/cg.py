@@ -19,15 +19,12 @@ import re
 import shutil
 import tarfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from koji_containerbuild.errors import BackendError
 from koji_containerbuild.registry import MEDIA_LIST, MEDIA_V2S2, digest_of, manifest_list
 
 CG_NAME = 'koji-containerbuild'
 OSBS_BUILD = {'kind': 'container_build', 'engine': 'buildah', 'subtypes': []}
-# Tags written at once (requests' default pool keeps 10 connections per host).
-MAX_PARALLEL_TAGS = 8
 _CONTROL_RE = re.compile('[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
 
 
@@ -92,33 +89,24 @@ def publish_manifest_list(registry, repository, arch_results, tags, stages=None,
     """PUT the manifest list to the unique and primary tags, then the floating tags.
 
     Every tag is read back and must serve the list digest. `stages` limits what is
-    published (('unique', 'primary') before an import, ('floating',) after it). The
-    unique and primary tags go out together, the floating ones only once those are
-    verified; the tags of one group are written and checked concurrently.
+    published (('unique', 'primary') before an import, ('floating',) after it).
+    One tag at a time: with concurrent PUTs of the same list under several tags,
+    docker-distribution (filesystem storage) answered a read-back with HTTP 500.
     Returns the index info.
     """
     data, digest = manifest_list_for(arch_results)
-
-    def put_and_check(tag):
-        got = registry.put_manifest(repository, tag, MEDIA_LIST, data)
-        served = registry.tag_digest(repository, tag)
-        if got != digest or served != digest:
-            raise BackendError('Tag %s:%s serves %s, expected the manifest list %s'
-                               % (repository, tag, served, digest))
-        return tag
-
-    for group in (('unique', 'primary'), ('floating',)):
-        group_tags = [tag for stage in group if stages is None or stage in stages
-                      for tag in tags.get(stage) or []]
-        if not group_tags:
+    order = ('unique', 'primary', 'floating')
+    for stage in order:
+        if stages is not None and stage not in stages:
             continue
-        with ThreadPoolExecutor(max_workers=min(len(group_tags), MAX_PARALLEL_TAGS)) as pool:
-            futures = [pool.submit(put_and_check, tag) for tag in group_tags]
-            # In tag order, so the first failure reported is the first tag's.
-            for future in futures:
-                tag = future.result()
-                if log_line:
-                    log_line('Tagged %s' % registry.pullspec(repository, tag))
+        for tag in tags.get(stage) or []:
+            got = registry.put_manifest(repository, tag, MEDIA_LIST, data)
+            served = registry.tag_digest(repository, tag)
+            if got != digest or served != digest:
+                raise BackendError('Tag %s:%s serves %s, expected the manifest list %s'
+                                   % (repository, tag, served, digest))
+            if log_line:
+                log_line('Tagged %s' % registry.pullspec(repository, tag))
     return index_info(registry.host, repository, digest, tags, scratch=scratch)
 
 
