@@ -111,7 +111,7 @@ class BuildContainerTask(_ContainerTask):
                                              fetch=self.scm_fetch(target))
         if config.backend == 'native':
             from koji_containerbuild.backends import native
-            return native.run_binary(self, make_plan(), config)
+            return self.guarded(lambda: native.run_binary(self, make_plan, config))
         from koji_containerbuild.backends import osbs
         return self.guarded(lambda: osbs.run_binary(self, config, make_plan))
 

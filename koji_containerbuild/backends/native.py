@@ -36,6 +36,8 @@ MAX_RELEASE_TRIES = 20
 MAX_RUNS = 20                 # labels probed per arch when a re-run finds old children
 MAX_REPO_FILE = 1024 * 1024   # bytes of one yum_repourls .repo file
 MAX_RESULT_TEXT = 300
+RESERVATION_FILE = 'reservation.json'
+MAX_RESERVATION_FILE = 64 * 1024
 # Options only the OSBS backend can honour: refused instead of silently ignored.
 OSBS_ONLY_OPTS = ('compose_ids', 'signing_intent', 'dependency_replacements',
                   'operator_csv_modifications_url')
@@ -328,6 +330,7 @@ class ParentBuild(object):
                 continue
             try:
                 self.reservation.reserve(self.identity)
+                self._record_reservation()
                 return
             except BackendError:
                 if not auto:
@@ -336,6 +339,17 @@ class ParentBuild(object):
         raise BackendError('No free release found for %s-%s after %d tries'
                            % (self.identity.component, self.identity.version,
                               MAX_RELEASE_TRIES))
+
+    def _record_reservation(self):
+        """Keep the reservation on the hub for a re-run of this task (earlier_reservation)."""
+        res = self.reservation
+        record = {'build_id': res.build_id, 'token': res.token, 'nvr': self.identity.nvr,
+                  'cg': self.native.content_generator}
+        os.makedirs(self.handler.workdir, exist_ok=True)
+        path = os.path.join(self.handler.workdir, RESERVATION_FILE)
+        with open(path, 'w') as f:
+            json.dump(record, f)
+        self.handler.uploadFile(path)
 
     def _nvr_free(self):
         build = self.session.getBuild(self.identity.nvr)
@@ -562,9 +576,67 @@ class ParentBuild(object):
         return result
 
 
+# ------------------------------------------------------------------ re-runs
+#
+# A kojid restart re-runs the task id from the start in a new process with a new work
+# directory, so the reservation is kept in the task's output on the hub
+# (reservation.json). A re-run refunds a reservation still BUILDING as CANCELED before
+# the plan's checks (which refuse a BUILDING NVR); reserving the same NVR again then
+# recycles the same build id (Koji reuses a CANCELED build without archives).
+# The token is readable by whoever can read the task's output; it only works with
+# CGImport/CGRefundBuild, which also require access to this content generator.
+
+def earlier_reservation(session, task_id, cg_name, logger):
+    """The reservation record an earlier run of `task_id` uploaded, or None."""
+    try:
+        names = session.listTaskOutput(task_id) or []
+        if RESERVATION_FILE not in names:
+            return None
+        data = session.downloadTaskOutput(task_id, RESERVATION_FILE,
+                                          size=MAX_RESERVATION_FILE)
+        record = json.loads(data.decode('utf-8') if isinstance(data, bytes) else data)
+    except (koji.GenericError, ValueError, UnicodeDecodeError) as exc:
+        logger.warning('cannot read %s of an earlier run: %s', RESERVATION_FILE, _short(exc))
+        return None
+    if not (isinstance(record, dict) and type(record.get('build_id')) is int
+            and isinstance(record.get('token'), str) and isinstance(record.get('nvr'), str)
+            and record.get('cg') == cg_name):
+        logger.warning('ignoring a malformed %s of an earlier run', RESERVATION_FILE)
+        return None
+    return record
+
+
+def refund_earlier(session, task_id, cg_name, logger):
+    """Refund (CANCELED) a reservation an earlier run of this task left BUILDING."""
+    record = earlier_reservation(session, task_id, cg_name, logger)
+    if record is None:
+        return None
+    build = session.getBuild(record['build_id'])
+    if not build or build['state'] != koji.BUILD_STATES['BUILDING'] \
+            or build['nvr'] != record['nvr']:
+        return None
+    try:
+        session.CGRefundBuild(cg_name, record['build_id'], record['token'],
+                              koji.BUILD_STATES['CANCELED'])
+    except koji.GenericError as exc:
+        logger.warning('could not refund build %s of an earlier run: %s',
+                       record['build_id'], _short(exc))
+        return None
+    logger.info('re-run: refunded build %s (id %s) reserved by the earlier run',
+                record['nvr'], record['build_id'])
+    return record
+
+
 def run_binary(handler, plan, config):
-    """Parent buildContainer task for backend = native; returns the task result dict."""
+    """Parent buildContainer task for backend = native; returns the task result dict.
+
+    plan: a BuildPlan, or a callable making it (then a re-run first refunds what the
+    earlier run of this task reserved, so the plan's NVR check passes).
+    """
     native = native_config.from_builder_config(config)
+    if callable(plan):
+        refund_earlier(handler.session, handler.id, native.content_generator, handler.logger)
+        plan = plan()
     return ParentBuild(handler, plan, config, native).run()
 
 

@@ -216,6 +216,12 @@ def parse(parser):
         raise ConfigError('[native] storage_driver: expected overlay or vfs, got %r'
                           % values['storage_driver'])
     values['unique_tag_format'] = _check_unique_format(values['unique_tag_format'])
+    if values['isolation'] == 'chroot' and values['network'] != 'host':
+        # chroot isolation has no network namespace of its own: RUN steps always get the
+        # host network, so any other setting would be silently wrong.
+        raise ConfigError('[native] isolation = chroot runs RUN steps in the host network: '
+                          'set network = host, or use isolation = oci for network = %s'
+                          % values['network'])
     return NativeConfig(values)
 
 

@@ -74,9 +74,10 @@ class ParentHandler(koji.tasks.BaseTaskHandler):
     config = None
 
     def handler(self, src, target, opts=None):
-        plan = plan_mod.prepare_binary(self.session, self.id, src, target, opts, self.options,
-                                       self.workdir, logger=self.logger)
-        return native.run_binary(self, plan, self.config)
+        def make_plan():
+            return plan_mod.prepare_binary(self.session, self.id, src, target, opts,
+                                           self.options, self.workdir, logger=self.logger)
+        return native.run_binary(self, make_plan, self.config)
 
 
 class ArchHandler(koji.tasks.BaseTaskHandler):
@@ -92,7 +93,7 @@ class World(object):
     """Hub double + options + config + handlers wired for one test."""
 
     def __init__(self, tmp_path, registry_url, arches='x86_64', registry_extra='',
-                 isolation='chroot'):
+                 isolation='chroot', network='host', pull='missing'):
         self.tmp = tmp_path
         self.hub = HubSessionDouble()
         hub = self.hub
@@ -114,9 +115,10 @@ class World(object):
         conf.write_text(
             '[containerbuild]\nbackend = native\nlog_flush_interval = 0.05\n'
             'retry_timeout = 2\n\n[native]\nregistry = %s\nregistry_tls_verify = false\n'
-            'registry_credentials = %s\nisolation = %s\nnetwork = host\npoll_interval = 0.05\n'
-            'pull = missing\nstorage_root = %s\n%s'
-            % (registry_url, self.auth_path, isolation, self.storage_root, registry_extra))
+            'registry_credentials = %s\nisolation = %s\nnetwork = %s\npoll_interval = 0.05\n'
+            'pull = %s\nstorage_root = %s\n%s'
+            % (registry_url, self.auth_path, isolation, network, pull, self.storage_root,
+               registry_extra))
         self.config = config_mod.load_builder_config(str(conf))
         self.child_runs = []
         self.logger = logging.getLogger('koji.build.test')

@@ -76,6 +76,10 @@ def test_config_defaults_are_safe():
     assert conf.content_generator == 'koji-containerbuild'
     assert conf.channel == 'container-binary'
     assert conf.isolation == 'oci'
+    assert conf.network == 'private'
+    assert conf.pull == 'always'
+    assert _parse('[native]\nregistry = https://r\nisolation = chroot\nnetwork = host\n'
+                  ).isolation == 'chroot'
     assert conf.registry_host == 'registry.example.com'
     assert 'registry = ' in native_config.sample_section()
 
@@ -91,6 +95,8 @@ def test_config_defaults_are_safe():
     ('registry = https://reg\nregistry_credentials = auth.json\n', 'absolute'),
     ('registry = https://reg\nbogus = 1\n', 'unknown key'),
     ('registry = https://reg\npoll_interval = 0\n', 'positive'),
+    ('registry = https://reg\nisolation = chroot\n', 'network = host'),
+    ('registry = https://reg\nisolation = chroot\nnetwork = none\n', 'network = host'),
 ])
 def test_config_errors(text, word):
     with pytest.raises(ConfigError) as info:
