@@ -9,7 +9,9 @@ in this object only; messages and errors never include them.
 import base64
 import hashlib
 import json
+import ipaddress
 import re
+from urllib.parse import urlsplit
 
 import requests
 
@@ -27,6 +29,15 @@ MAX_BLOB = 64 * 1024 * 1024
 _REPO_RE = re.compile(r'^[a-z0-9]+(?:[._-][a-z0-9]+|__)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$')
 _TAG_RE = re.compile(r'^[\w][\w.-]{0,127}$')
 _DIGEST_RE = re.compile(r'^sha256:[0-9a-f]{64}$')
+
+
+def _is_loopback(host):
+    if host == 'localhost':
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def digest_of(data):
@@ -127,6 +138,15 @@ class Registry(object):
             resp = self._session.request(method, url, headers=headers, data=data,
                                          auth=auth, timeout=self.timeout, stream=stream,
                                          allow_redirects=True)
+            if resp.status_code == 401 and token:
+                # the cached token expired (long builds outlive it): ask for a new one once
+                resp.close()
+                self._tokens.pop(scope, None)
+                headers.pop('Authorization', None)
+                resp = self._session.request(method, url, headers=headers, data=data,
+                                             auth=self._auth, timeout=self.timeout,
+                                             stream=stream, allow_redirects=True)
+                token = None
             if resp.status_code == 401 and not token:
                 challenge = resp.headers.get('WWW-Authenticate', '')
                 if challenge.lower().startswith('bearer'):
@@ -149,6 +169,8 @@ class Registry(object):
         realm = params.get('realm')
         if not realm or not realm.startswith(('https://', 'http://')):
             raise BackendError('Registry %s: unusable bearer challenge' % self.host)
+        if self._auth:
+            self._check_realm(realm)
         query = {'service': params.get('service', '')}
         query['scope'] = params.get('scope') or scope
         try:
@@ -165,6 +187,20 @@ class Registry(object):
                                % (self.host, resp.status_code))
         self._tokens[scope] = token
         return token
+
+    def _check_realm(self, realm):
+        """The password goes to the token realm: only over https, or plain http to this
+        same registry host when that is a loopback test registry."""
+        parts = urlsplit(realm)
+        if parts.scheme == 'https' and parts.hostname:
+            return
+        host = urlsplit(self.url).hostname
+        if (parts.scheme == 'http' and self.scheme == 'http' and parts.hostname == host
+                and _is_loopback(host)):
+            return
+        raise BackendError('Registry %s: refusing to send credentials to the token realm '
+                           '%s://%s (an https realm is required)'
+                           % (self.host, parts.scheme, parts.netloc.rpartition('@')[2]))
 
     # ---------------------------------------------------------------- API
     def get_manifest(self, repo, ref, accept=ACCEPT_ALL):

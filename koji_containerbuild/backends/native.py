@@ -37,6 +37,7 @@ MAX_RUNS = 20                 # labels probed per arch when a re-run finds old c
 MAX_REPO_FILE = 1024 * 1024   # bytes of one yum_repourls .repo file
 MAX_RESULT_TEXT = 300
 RESERVATION_FILE = 'reservation.json'
+PUBLISH_RETRY_DELAYS = (2, 5, 15, 30)   # seconds between tries to publish tags
 MAX_RESERVATION_FILE = 64 * 1024
 # Options only the OSBS backend can honour: refused instead of silently ignored.
 OSBS_ONLY_OPTS = ('compose_ids', 'signing_intent', 'dependency_replacements',
@@ -310,9 +311,9 @@ class ParentBuild(object):
         parent_info = self._parent_images(arch_results, parent_build)
         build_id = self._import(arch_results, child_of, index, parent_info)
         # Only now may the NVR tag exist; floating tags wait for the Koji tag to succeed.
-        self._publish(arch_results, ('unique', 'primary'))
+        self._publish_imported(arch_results, ('unique', 'primary'), build_id)
         self._tag_build(build_id)
-        self._publish(arch_results, ('floating',))
+        self._publish_imported(arch_results, ('floating',), build_id)
         return self._result(build_id)
 
     def _reserve(self):
@@ -482,6 +483,28 @@ class ParentBuild(object):
         cg.publish_manifest_list(self.registry, self.repository, arch_results, self.tags,
                                  stages=stages, log_line=self.logger.info,
                                  scratch=self.scratch)
+
+    def _publish_imported(self, arch_results, stages, build_id):
+        """Publish tags of an imported build, retrying registry errors with backoff.
+
+        The build is COMPLETE by now (the refund will be refused), so a registry hiccup
+        must not end as a plain registry error: PUTs of the same list are idempotent.
+        """
+        error = None
+        for delay in PUBLISH_RETRY_DELAYS + (None,):
+            try:
+                self._publish(arch_results, stages)
+                return
+            except BackendError as exc:
+                error = exc
+                if delay is None:
+                    break
+                self.logger.warning('publishing %s failed, retrying in %ss: %s',
+                                    '/'.join(stages), delay, _short(exc))
+                time.sleep(delay)
+        tags = [t for stage in stages for t in self.tags.get(stage) or []]
+        raise BackendError('%s was imported as build %s but tags %s were not published: %s'
+                           % (self.identity.nvr, build_id, ', '.join(tags), _short(error)))
 
     # -- import and tag
     def _import(self, arch_results, child_of, index, parent_info):
