@@ -199,23 +199,42 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
         f.write(pinned_dockerfile(text, parsed.froms, resolved))
     tls_verify = registry.tls_verify if registry is not None else True
     authfile = registry.credentials_file if registry is not None else None
+    cert_dir = registry_cert_dir(registry, workdir)
     started = time.time()
     image_id = buildah.build_image(
         srcdir, build_file, arch, dict(labels_extra or {}), repo_files, workdir, log_line,
         network=settings['network'], isolation=settings['isolation'],
         pull=PULL_VALUES[settings['pull']], storage=storage, tls_verify=tls_verify,
-        authfile=authfile, build_args=build_args)
+        authfile=authfile, cert_dir=cert_dir, build_args=build_args)
     try:
         return _describe(image_id, arch, arch_tag, parsed, resolved, registry,
-                         repository, workdir, log_line, storage, settings, started)
+                         repository, workdir, log_line, storage, settings, started,
+                         cert_dir)
     finally:
         # An owned (private, temporary) storage is deleted as a whole afterwards.
         if not settings.get('keep_image') and not storage.owned:
             buildah.remove_image(image_id, storage)
 
 
+def registry_cert_dir(registry, workdir):
+    """A buildah --cert-dir holding the registry's CA bundle as ca.crt, or None.
+
+    buildah reads CAs from a directory (*.crt), not from a bundle file.
+    """
+    if registry is None or not registry.ca_cert:
+        return None
+    cert_dir = os.path.join(workdir, 'registry-certs')
+    os.makedirs(cert_dir, exist_ok=True)
+    try:
+        shutil.copyfile(registry.ca_cert, os.path.join(cert_dir, 'ca.crt'))
+    except OSError as exc:
+        raise BackendError('Cannot read the registry CA bundle %s: %s'
+                           % (registry.ca_cert, exc.strerror))
+    return cert_dir
+
+
 def _describe(image_id, arch, arch_tag, parsed, resolved, registry, repository,
-              workdir, log_line, storage, settings, started):
+              workdir, log_line, storage, settings, started, cert_dir=None):
     if registry is not None:
         dest = 'docker://%s' % registry.pullspec(repository, arch_tag)
     else:
@@ -234,7 +253,8 @@ def _describe(image_id, arch, arch_tag, parsed, resolved, registry, repository,
         manifest_digest = buildah.push_image(
             image_id, dest, workdir, log_line, storage=storage,
             tls_verify=registry.tls_verify if registry is not None else True,
-            authfile=registry.credentials_file if registry is not None else None)
+            authfile=registry.credentials_file if registry is not None else None,
+            cert_dir=cert_dir)
         manifest_bytes, config_bytes = _read_pushed(registry, repository, manifest_digest,
                                                     dest, image_id, pool)
         components, parent_id = local.result()
