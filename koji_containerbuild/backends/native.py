@@ -293,7 +293,7 @@ class ParentBuild(object):
         self.children.cancel_leftovers()
         names = {}
         for arch in self.plan.arches:
-            args = [self.plan.checkout.source, self.plan.target['name'], arch,
+            args = [self._subtask_source(), self.plan.target['name'], arch,
                     self._params(arch, repo_id, base_image)]
             child = self.children.start(CHILD_METHOD, args, label=arch, arch=arch,
                                         channel=self.native.channel)
@@ -376,6 +376,16 @@ class ParentBuild(object):
             'scratch': self.scratch,
             'owner': self.plan.owner,
         }
+
+    def _subtask_source(self):
+        """The URL the subtasks fetch: the URL as given, pinned to the commit.
+
+        Not the redacted `checkout.source`: with allow_password_in_scm_url the subtasks
+        need the credentials too. Never logged; task arguments are visible on the hub,
+        where the parent's own request already carries them in that configuration.
+        """
+        checkout = self.plan.checkout
+        return '%s#%s' % (checkout.url.split('#', 1)[0], checkout.commit)
 
     def _dockerfile_relpath(self):
         checkout = self.plan.checkout
@@ -772,6 +782,14 @@ class ArchBuild(object):
         except koji.GenericError as exc:
             relay.write(log_name, 'ERROR: %s' % exc)
             raise
+        except Exception as exc:
+            # not a Koji fault: kojid would show a traceback; keep it in kojid's own log
+            # and give the task (and the parent) one clear line
+            self.logger.exception('createContainer for %s failed', self.arch)
+            error = BackendError('createContainer for %s failed: %s: %s' % (
+                self.arch, type(exc).__name__, _short(source_redact(str(exc)))))
+            relay.write(log_name, 'ERROR: %s' % error)
+            raise error from None
         finally:
             # The task's storage (its containers, its image, pulled parents) goes with it,
             # also on cancellation.
@@ -802,7 +820,7 @@ class ArchBuild(object):
         srcdir = checkout.srcdir
         dockerfile = params['dockerfile']
         if not os.path.isfile(os.path.join(srcdir, dockerfile)):
-            raise BackendError('%s not found in %s' % (dockerfile, self.src))
+            raise BackendError('%s not found in %s' % (dockerfile, source_redact(self.src)))
         if params['base_image']:
             path = os.path.join(srcdir, dockerfile)
             with open(path) as f:

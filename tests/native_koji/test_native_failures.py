@@ -1,6 +1,8 @@
 """Failure and cancellation paths of the native parent flow: refunds, sibling
 cancellation, no premature tags, re-runs with old children."""
 
+import logging
+
 import koji
 import pytest
 
@@ -149,3 +151,62 @@ def test_tag_denied_keeps_floating_tags(world_factory, git_server, small_rootfs,
     assert reg.get_manifest('acme/tag-denied', '1.0-1')
     with pytest.raises(BackendError):
         reg.get_manifest('acme/tag-denied', 'latest')
+
+
+def test_non_koji_error_in_arch_task_is_one_clear_line(world_factory, git_server,
+                                                       small_rootfs, monkeypatch):
+    from koji_containerbuild import native_build
+
+    def broken(*args, **kwargs):
+        raise RuntimeError('disk exploded at http://user:pw@host/x')
+    monkeypatch.setattr(native_build, 'build_arch', broken)
+    world = world_factory()
+    src = _repo(git_server, 'non-koji-error', small_rootfs)
+    task_id, _params = world.start_parent(src)
+    with pytest.raises(BackendError) as info:
+        world.run_parent(src, task_id=task_id)
+    hub = world.hub
+    [child] = [t for t in hub.children(task_id)
+               if hub.task(t)['method'] == 'createContainer']
+    fault = hub.task(child)['_fault']
+    assert isinstance(fault, BackendError)
+    assert 'createContainer for x86_64 failed: RuntimeError: disk exploded' in str(fault)
+    assert 'Traceback' not in str(info.value) and 'RuntimeError: disk exploded' in str(
+        info.value)
+    log = hub.uploaded_files(child)['x86_64.log'].decode()
+    assert 'ERROR: createContainer for x86_64 failed: RuntimeError: disk exploded' in log
+    assert 'user:pw' not in log and 'user:pw' not in str(fault)
+    assert hub.getBuild('demo-container-1.0-1')['state'] == BUILD['FAILED']
+
+
+def test_subtasks_get_the_real_url_pinned_to_the_commit(world_factory, git_server,
+                                                        small_rootfs, monkeypatch, caplog):
+    """With allow_password_in_scm_url the subtasks need the credentials to fetch: they
+    get the URL as given (pinned to the commit), not the redacted source."""
+    from koji_containerbuild import plan as plan_mod
+    src, sha = make_repo(git_server, 'real-url', {'Dockerfile': dockerfile(),
+                                                  'rootfs.tar': small_rootfs})
+    real_prepare = plan_mod.prepare_binary
+    with_password = src.replace('git://', 'git://bob:S3cretpw@', 1).split('#')[0] + '#main'
+
+    def prepare(*args, **kwargs):
+        plan = real_prepare(*args, **kwargs)
+        # as if fetched from a URL with credentials (git:// itself has none)
+        plan.checkout.url = with_password
+        return plan
+    monkeypatch.setattr(plan_mod, 'prepare_binary', prepare)
+    world = world_factory()
+    seen = []
+
+    def capture(task_id, arglist):
+        seen.append(arglist[0])
+        world.hub.open_task(task_id)
+        world.hub.finish_task(task_id, fault=koji.BuildError('stop here'))
+    world.arch_behaviour = {'x86_64': capture}
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(BackendError):
+        world.run_parent(src)
+    assert 'S3cretpw' not in caplog.text
+    assert seen == [with_password.split('#')[0] + '#' + sha]
+    uploads = '\n'.join(d.decode('utf-8', 'replace') for d in world.hub.uploads.values())
+    assert 'S3cretpw' not in uploads
