@@ -71,6 +71,17 @@ def unique_tag(fmt, target, task_id, now=None, rand=None):
     return tag[:110].rstrip('.-')
 
 
+def pullable_ref(image):
+    """A FROM value from another registry as a pullable reference with its tag
+    (latest when none) unless pinned by digest. (FROM values without a registry host
+    are resolved in the build registry and keyed by that pull spec instead.)"""
+    host, repo, tag, digest = native_build.split_image(image)
+    ref = '%s/%s' % (host, repo) if host else repo
+    if digest:
+        return '%s@%s' % (ref, digest)
+    return '%s:%s' % (ref, tag or 'latest')
+
+
 def bump_release(release):
     """Next release for auto-release: bump the leading number ('3' -> '4', '3.el9' -> '4.el9')."""
     match = re.match(r'^(\d+)(.*)$', release or '')
@@ -429,22 +440,24 @@ class ParentBuild(object):
         """
         first = arch_results[0]
         parents = list(first.get('parent_images') or [])
+        resolved = first.get('parent_pullspecs') or {}
         builds = {}
         final = parents[-1] if parents else None
+        # One entry per stage, keyed by the full pullable reference; null when no Koji
+        # build is known (e.g. a parent from another registry).
         for image in parents:
-            pullspec = (first.get('parent_pullspecs') or {}).get(image)
-            if not pullspec:
-                builds[image] = None
+            if image == 'scratch':
                 continue
+            pullspec = resolved.get(image) or pullable_ref(image)
             if parent_build is not None and image == final:
                 builds[pullspec] = {'id': parent_build['id'], 'nvr': parent_build['nvr']}
-                continue
-            builds[pullspec] = self._koji_build_of(image, arch_results)
-        image_builds = dict((k, v) for k, v in builds.items() if k not in parents or v)
+            elif image in resolved:
+                builds[pullspec] = self._koji_build_of(image, arch_results)
+            else:
+                builds[pullspec] = None
         if parent_build is None and final and final != 'scratch':
-            final_spec = (first.get('parent_pullspecs') or {}).get(final)
-            parent_build = builds.get(final_spec) if final_spec else None
-        return parent_build, image_builds
+            parent_build = builds.get(resolved.get(final) or pullable_ref(final))
+        return parent_build, builds
 
     def _koji_build_of(self, image, arch_results):
         pinned = dict((r['arch'], (r.get('parent_pinned') or {}).get(image))

@@ -119,3 +119,25 @@ def test_sample_builder_config_carries_the_native_defaults():
     parser.read_string(text)
     assert dict(parser.items('native')) == dict(
         (key, str(default)) for key, default, _kind, _help in native_config.KEYS)
+
+
+def test_parent_image_builds_has_every_stage():
+    """metadata doc section 7: one entry per stage keyed by the full pullable reference,
+    null when no Koji build is known (parents from other registries included)."""
+    class Fake(object):
+        def _koji_build_of(self, image, arch_results):
+            return {'id': 7, 'nvr': 'base-container-1-1'} if image == 'acme/base:1' else None
+    digest = 'sha256:' + 'b' * 64
+    result = {'parent_images': ['quay.example.com/org/builder:2', 'other.example/x@' + digest,
+                                'ghcr.example.com/tools', 'acme/base:1'],
+              'parent_pullspecs': {'acme/base:1': 'reg:5000/acme/base:1'}}
+    parent_build, builds = native.ParentBuild._parent_images(Fake(), [result], None)
+    assert builds == {'quay.example.com/org/builder:2': None,
+                      'other.example/x@' + digest: None,
+                      'ghcr.example.com/tools:latest': None,
+                      'reg:5000/acme/base:1': {'id': 7, 'nvr': 'base-container-1-1'}}
+    assert parent_build == {'id': 7, 'nvr': 'base-container-1-1'}
+    # FROM another registry as the final stage: recorded, no parent build
+    result = {'parent_images': ['quay.example.com/org/base:3'], 'parent_pullspecs': {}}
+    parent_build, builds = native.ParentBuild._parent_images(Fake(), [result], None)
+    assert builds == {'quay.example.com/org/base:3': None} and parent_build is None
