@@ -36,6 +36,7 @@ finally:
 
 PROG = 'koji-containerbuild'
 LOOPBACK = ('127.', 'localhost', '[::1]')
+TARGET_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
 
 
 class LocalOptions(object):
@@ -77,6 +78,9 @@ def parser():
                        default=[], help='URL of a .repo file to use in RUN steps (repeatable)')
     build.add_argument('--git-branch', metavar='B',
                        help='branch the commit is on (recorded like Koji\'s git_branch)')
+    build.add_argument('--allow-dirty', action='store_true',
+                       help='build a directory whose git work tree has uncommitted changes '
+                            '(recorded as a plain directory, without a commit)'),
     build.add_argument('--target', default='local', metavar='NAME',
                        help='name used in the unique tag (Koji uses the build target)')
     build.add_argument('--storage-root', metavar='DIR',
@@ -100,6 +104,11 @@ def main(argv=None):
     except koji.GenericError as exc:
         sys.stderr.write('%s: error: %s\n' % (PROG, buildah.scrub(str(exc))))
         return 1
+    except (OSError, ValueError) as exc:
+        # a file, disk or data problem outside the Koji faults: one line, no traceback
+        sys.stderr.write('%s: error: %s: %s\n' % (PROG, type(exc).__name__,
+                                                   buildah.scrub(str(exc))))
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write('%s: interrupted\n' % PROG)
         return 130
@@ -118,6 +127,10 @@ def _check_args(args):
     for url in args.repo_urls:
         if not re.match(URL_PATTERN, url):
             raise OptionError('Invalid --repo-url %r: an http(s) or ftp URL is required' % url)
+    if not TARGET_RE.match(args.target or ''):
+        raise OptionError('Invalid --target %r: use letters, digits, "_", "." and "-" '
+                          '(up to 64, starting with a letter or digit); it becomes part '
+                          'of the unique tag' % (args.target,))
     if args.authfile and not os.path.isfile(args.authfile):
         raise ConfigError('--authfile %s does not exist' % args.authfile)
     if (args.authfile or not args.tls_verify) and not args.registry:
@@ -153,6 +166,14 @@ def _get_source(args, workdir):
         if not os.path.isfile(os.path.join(srcdir, source.DOCKERFILE)):
             raise SourceError('No Dockerfile in %s' % srcdir)
         top, commit = _git_facts(srcdir)
+        if top and _dirty(srcdir):
+            if not args.allow_dirty:
+                raise SourceError(
+                    '%s has uncommitted changes (git status): commit them, or pass '
+                    '--allow-dirty to build it as a plain directory (no commit recorded)'
+                    % srcdir)
+            # what is built is not HEAD: record no commit rather than a wrong one
+            return srcdir, 'file://%s#dirty' % srcdir, None, None
         if top:
             rel = os.path.relpath(srcdir, top)
             url = 'git+file://%s' % top
@@ -164,6 +185,18 @@ def _get_source(args, workdir):
     checkout = source.fetch_full_tree(spec, workdir, LocalOptions())
     return checkout.srcdir, checkout.source, checkout.source.rsplit('#', 1)[0], \
         checkout.commit
+
+
+def _dirty(path):
+    """Does the build context `path` differ from HEAD (changed or untracked files)?"""
+    import subprocess
+    try:
+        out = subprocess.run(['git', '-C', path, 'status', '--porcelain',
+                              '--untracked-files=normal', '--', '.'],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return True
+    return bool(out.stdout.strip())
 
 
 def _git_facts(path):
@@ -289,22 +322,13 @@ def run_build(args):
 
 
 def _fetch_repo_files(urls, workdir):
-    """Download the --repo-url .repo files (small text files) into workdir."""
+    """Download the --repo-url .repo files into workdir, with the builder's rules
+    (size bound, a [section] required, credentials redacted in errors)."""
     if not urls:
         return []
-    import requests
-    paths = []
-    for number, url in enumerate(urls):
-        try:
-            resp = requests.get(url, timeout=60)
-            resp.raise_for_status()
-        except requests.exceptions.RequestException as exc:
-            raise SourceError('Cannot fetch --repo-url %s: %s' % (url, buildah.scrub(str(exc))))
-        path = os.path.join(workdir, 'repo-%d.repo' % number)
-        with open(path, 'wb') as f:
-            f.write(resp.content[:1024 * 1024])
-        paths.append(path)
-    return paths
+    from koji_containerbuild.backends.native import fetch_repo_file
+    return [fetch_repo_file(url, os.path.join(workdir, 'repo-%d.repo' % number), 60)
+            for number, url in enumerate(urls)]
 
 
 def _summary(identity, src, results, index, tags, output, dropped, args):

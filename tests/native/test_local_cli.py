@@ -155,6 +155,9 @@ def test_failing_run_names_the_step(tmp_path, capsys, store):
     (['--authfile', '/nonexistent/auth.json', '--registry', 'http://127.0.0.1:1'],
      'does not exist'),
     (['--repo-url', 'file:///etc/passwd'], 'Invalid --repo-url'),
+    (['--target', 'a/b'], 'Invalid --target'),
+    (['--target=-x'], 'Invalid --target'),
+    (['--output-dir', '/dev/null/out'], 'NotADirectoryError'),
 ])
 def test_bad_arguments(examples, tmp_path, capsys, argv, message):
     rc, _out, err = run(['build', '--output-dir', str(tmp_path / 'o')] + argv +
@@ -186,3 +189,51 @@ def test_console_script_entry_point():
     assert proc.returncode == 0 and b'--registry' in proc.stdout
     with open(os.path.join(root, 'setup.py')) as f:
         assert 'koji-containerbuild = koji_containerbuild.local.cli:main' in f.read()
+
+
+def test_repo_url_uses_the_builder_rules(examples, tmp_path, capsys):
+    """--repo-url files are fetched by the same function as the builder's yum_repourls."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    served = tmp_path / 'served'
+    served.mkdir()
+    (served / 'bad.repo').write_text('no section here\n')
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+    handler = partial(Quiet, directory=str(served))
+    server = ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = 'http://127.0.0.1:%d/bad.repo' % server.server_address[1]
+        rc, _out, err = run(['build', '-q', '--output-dir', str(tmp_path / 'o'),
+                             '--repo-url', url, os.path.join(examples, 'base')], capsys)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert rc == 1 and 'has no [section]' in err and len(err.strip().splitlines()) == 1, err
+
+
+def _git(path, *args):
+    subprocess.run(['git', '-C', str(path)] + list(args), check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_dirty_work_tree_is_refused_or_recorded_without_commit(tmp_path, capsys):
+    ctx = _context(tmp_path, 'FROM scratch\nCOPY busybox /busybox\n' + GOOD_LABELS)
+    _git(ctx, 'init', '-q')
+    _git(ctx, '-c', 'user.name=t', '-c', 'user.email=t@example.com', 'add', '.')
+    _git(ctx, '-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-qm', 'x')
+    with open(os.path.join(ctx, 'Dockerfile'), 'a') as f:
+        f.write('LABEL changed=yes\n')
+    out = tmp_path / 'out'
+    rc, _out, err = run(['build', '-q', '--output-dir', str(out), ctx], capsys)
+    assert rc == 1 and 'uncommitted changes' in err and '--allow-dirty' in err, err
+    rc, _out, err = run(['build', '-q', '--allow-dirty', '--output-dir', str(out), ctx],
+                        capsys)
+    assert rc == 0, err
+    meta = json.loads((out / 'metadata.json').read_text())
+    assert meta['build']['source'] == 'file://%s#dirty' % ctx
+    labels = meta['output'][0]['extra']['docker']['config']['config']['Labels']
+    assert 'vcs-ref' not in labels and labels['changed'] == 'yes'
