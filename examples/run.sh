@@ -3,6 +3,12 @@
 # then build the example base image and the layered image FROM it with the local
 # command, pushing both to that registry. Run from anywhere: bash examples/run.sh
 set -euo pipefail
+if [ "$(id -u)" != 0 ]; then
+    echo "examples/run.sh must run as root: buildah's storage (/var/lib/containers-like" >&2
+    echo "folders with overlay mounts), the chroot-isolated RUN steps and the package set-up" >&2
+    echo "need root. Run it with sudo, or as root on a throw-away machine." >&2
+    exit 1
+fi
 cd "$(dirname "$0")/.."
 repo="$PWD"
 
@@ -28,7 +34,16 @@ http:
 CONF
 /usr/bin/docker-registry serve "$regdir/config.yml" >"$regdir/registry.log" 2>&1 &
 regpid=$!
-trap 'kill "$regpid" 2>/dev/null || true; wait "$regpid" 2>/dev/null || true' EXIT
+# KCB_KEEP_REGISTRY=1 leaves the registry running (and its folder) to pull the images.
+cleanup() {
+    if [ "${KCB_KEEP_REGISTRY:-0}" = 1 ] && [ "${built:-0}" = 1 ]; then
+        return
+    fi
+    kill "$regpid" 2>/dev/null || true
+    wait "$regpid" 2>/dev/null || true
+    rm -rf "$regdir"
+}
+trap cleanup EXIT
 "$PY" - "$port" <<'WAIT'
 import sys, time, urllib.request
 url = 'http://127.0.0.1:%s/v2/' % sys.argv[1]
@@ -44,16 +59,24 @@ WAIT
 registry="http://127.0.0.1:$port"
 "$KCB" build --registry "$registry" --output-dir "$OUT/base" examples/base
 "$KCB" build --registry "$registry" --output-dir "$OUT/app" examples/app
+built=1
 
 cat <<DONE
 
-Both example images were built and pushed to $registry (now stopped).
+Both example images were built and pushed to $registry.
   Koji metadata (what a builder would import):
     $OUT/base/metadata.json
     $OUT/app/metadata.json
   Summaries: $OUT/base/summary.json, $OUT/app/summary.json
   Logs:      $OUT/base/logs/, $OUT/app/logs/
-  Registry data is kept in $regdir/data; to look at the images again:
-    /usr/bin/docker-registry serve $regdir/config.yml &
-    buildah pull --tls-verify=false 127.0.0.1:$port/koji-example/app:1.0-1
 DONE
+if [ "${KCB_KEEP_REGISTRY:-0}" = 1 ]; then
+    cat <<KEPT
+  The registry is still running at $registry (pid $regpid, data in $regdir):
+    buildah pull --tls-verify=false 127.0.0.1:$port/koji-example/app:1.0-1
+  Stop it and remove its data with:
+    kill $regpid; rm -rf $regdir
+KEPT
+else
+    echo "  The registry was stopped and its data removed (KCB_KEEP_REGISTRY=1 keeps it running)."
+fi
