@@ -96,7 +96,8 @@ OPTIONS = (
            help='ODCS compose id to use for yum repositories (repeatable)'),
     Option('signing_intent', 'text', (BINARY, FLATPAK, SOURCE), cli='--signing-intent',
            pattern=TEXT_PATTERN, pattern_doc='a signing intent name', metavar='INTENT',
-           help='Signing intent for the build (its composes or sources); image builds: not with compose ids'),
+           help='Signing intent for the build (its composes or sources); '
+                'image builds: not with compose ids'),
     Option('dependency_replacements', 'list_text', IMAGE_KINDS, cli='--replace-dependency',
            pattern=DEP_REPLACEMENT_PATTERN, pattern_doc='pkg_manager:name:version[:new_name]',
            metavar='PKG_MANAGER:NAME:VERSION[:NEW_NAME]',
