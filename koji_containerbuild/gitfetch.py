@@ -70,10 +70,7 @@ class Git(object):
         }
 
     def redact(self, text):
-        text = scmurl.redact(text)
-        for secret in self.secrets:
-            text = text.replace(secret, '***')
-        return text
+        return scmurl.redact(text, self.secrets)
 
     def run(self, *args, **kwargs):
         """Run `git <args>`; return (returncode, stdout, stderr) as redacted text."""

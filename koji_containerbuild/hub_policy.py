@@ -15,6 +15,7 @@ import threading
 import koji
 
 from koji_containerbuild import options, scmurl
+from koji_containerbuild.options import short_repr
 from koji_containerbuild.errors import ConfigError, OptionError, PermissionDenied
 
 CONFIG_FILE = '/etc/koji-hub/plugins/hub_containerbuild.conf'
@@ -174,7 +175,7 @@ def check_priority(priority, caller):
     if priority is None:
         return None
     if not isinstance(priority, int) or isinstance(priority, bool):
-        raise OptionError('Invalid priority: must be an integer, got %s' % _short(priority))
+        raise OptionError('Invalid priority: must be an integer, got %s' % short_repr(priority))
     if abs(priority) > MAX_PRIORITY_OFFSET:
         raise OptionError('Invalid priority %d: must be between -%d and %d'
                           % (priority, MAX_PRIORITY_OFFSET, MAX_PRIORITY_OFFSET))
@@ -189,7 +190,7 @@ def check_channel(channel, default, config, caller):
     if channel is None or channel == default:
         return default
     if not isinstance(channel, str) or not CHANNEL_RE.match(channel):
-        raise OptionError('Invalid channel: must be a channel name, got %s' % _short(channel))
+        raise OptionError('Invalid channel: must be a channel name, got %s' % short_repr(channel))
     perm = config.channel_override_permission
     if caller.is_admin or (perm and caller.may(perm)):
         return channel
@@ -204,14 +205,14 @@ def check_target_name(target):
     """Type/shape check before any lookup: a target name or a positive id."""
     if isinstance(target, bool) or not isinstance(target, (str, int)):
         raise OptionError('Invalid target: must be a build target name, got %s'
-                          % _short(target))
+                          % short_repr(target))
     if isinstance(target, int):
         if not 0 < target <= 2 ** 31 - 1:
             raise OptionError('Invalid target id %d' % target)
     elif not target or len(target) > MAX_TARGET or target != target.strip() \
             or _BAD_XML_CHARS.search(target):
         raise OptionError('Invalid target: must be a build target name, got %s'
-                          % _short(target))
+                          % short_repr(target))
     return target
 
 
@@ -219,7 +220,7 @@ def check_target(target, scratch, lookup_target, lookup_tag):
     """Look the target up; for non-scratch builds its destination tag must be unlocked."""
     info = lookup_target(target)
     if not info:
-        raise OptionError('Unknown build target: %s' % _short(target))
+        raise OptionError('Unknown build target: %s' % short_repr(target))
     if not scratch:
         tag = lookup_tag(info['dest_tag'])
         if not tag:
@@ -254,7 +255,7 @@ def check_wire_safe(value, where):
         if isinstance(item, int):
             if not INT64_MIN <= item <= INT64_MAX:
                 raise OptionError('Invalid %s: integer %s does not fit in 64 bits'
-                                  % (where, _short(item)))
+                                  % (where, short_repr(item)))
         elif isinstance(item, str):
             if _BAD_XML_CHARS.search(item):
                 raise OptionError('Invalid %s: text contains control characters or '
@@ -265,16 +266,11 @@ def check_wire_safe(value, where):
             for key in item:
                 if not isinstance(key, str):
                     raise OptionError('Invalid %s: object keys must be strings, got %s'
-                                      % (where, _short(key)))
+                                      % (where, short_repr(key)))
                 stack.append(key)
             stack.extend(item.values())
         else:
-            raise OptionError('Invalid %s: unsupported value %s' % (where, _short(item)))
-
-
-def _short(value):
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + '...'
+            raise OptionError('Invalid %s: unsupported value %s' % (where, short_repr(item)))
 
 
 # ---------------------------------------------------------------- requests
@@ -317,7 +313,7 @@ def _check_args_depth(opts, **args):
     if isinstance(opts, dict):
         for key, value in opts.items():
             check_depth(key, 'option name')
-            check_depth(value, 'option %s' % _short(key))
+            check_depth(value, 'option %s' % short_repr(key))
     else:
         check_depth(opts, 'opts')
 

@@ -185,7 +185,8 @@ def _check_kind(kind):
         raise ValueError('unknown build kind %r' % (kind,))
 
 
-def _short(value):
+def short_repr(value):
+    """repr() of a user value cut to 80 characters, for fault messages."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + '...'
 
@@ -218,7 +219,7 @@ def mask_userinfo(text):
 def _check_text(opt, value, what):
     if not isinstance(value, str):
         raise OptionError('Invalid option %r: %s must be a string, got %s'
-                          % (opt.name, what, _short(value)))
+                          % (opt.name, what, short_repr(value)))
     if re.search(BAD_CHARS_PATTERN, value):
         raise OptionError('Invalid option %r: %s contains control or non-character code '
                           'points' % (opt.name, what))
@@ -228,11 +229,11 @@ def _check_text(opt, value, what):
     if _is_url(opt) and re.match(URL_USERINFO_PATTERN, value):
         raise OptionError('Invalid option %r: %s must not contain credentials '
                           '("user@" or "user:password@" before the host; task options are '
-                          'public), got %s' % (opt.name, what, _short(mask_userinfo(value))))
+                          'public), got %s' % (opt.name, what, short_repr(mask_userinfo(value))))
     if opt.pattern and not re.match(opt.pattern, value):
         shown = mask_userinfo(value) if _is_url(opt) else value
         raise OptionError('Invalid option %r: %s must be %s, got %s'
-                          % (opt.name, what, opt.pattern_doc, _short(shown)))
+                          % (opt.name, what, opt.pattern_doc, short_repr(shown)))
 
 
 def _check_value(opt, value):
@@ -241,28 +242,28 @@ def _check_value(opt, value):
     if vtype == 'bool':
         if not isinstance(value, bool):
             raise OptionError('Invalid option %r: must be true or false, got %s'
-                              % (opt.name, _short(value)))
+                              % (opt.name, short_repr(value)))
     elif vtype == 'int':
         if not _is_int(value) or (opt.minimum is not None and value < opt.minimum):
             raise OptionError('Invalid option %r: must be a positive integer, got %s'
-                              % (opt.name, _short(value)))
+                              % (opt.name, short_repr(value)))
     elif vtype == 'text':
         _check_text(opt, value, 'the value')
     elif vtype in ('list_text', 'list_int'):
         if not isinstance(value, list):
             raise OptionError('Invalid option %r: must be a list, got %s'
-                              % (opt.name, _short(value)))
+                              % (opt.name, short_repr(value)))
         for item in value:
             if vtype == 'list_int':
                 if not _is_int(item) or (opt.minimum is not None and item < opt.minimum):
                     raise OptionError('Invalid option %r: every item must be a positive '
-                                      'integer, got %s' % (opt.name, _short(item)))
+                                      'integer, got %s' % (opt.name, short_repr(item)))
             else:
                 _check_text(opt, item, 'every item')
     elif vtype == 'object':
         if not isinstance(value, dict):
             raise OptionError('Invalid option %r: must be a JSON object, got %s'
-                              % (opt.name, _short(value)))
+                              % (opt.name, short_repr(value)))
         try:
             # allow_nan=False: NaN and Infinity are not JSON; OSBS would refuse them later.
             json.dumps(value, allow_nan=False)
@@ -292,7 +293,7 @@ def validate(kind, opts):
         opts = {}
     if not isinstance(opts, dict):
         raise OptionError('Invalid opts: must be a dict of build options, got %s'
-                          % _short(opts))
+                          % short_repr(opts))
     allowed = dict((o.name, o) for o in options_for(kind))
     unknown = sorted(str(k) for k in opts if k not in allowed)
     if unknown:

@@ -21,27 +21,29 @@ def check_source_url(src):
     if not match:
         if '#' not in src:
             raise OptionError('Invalid source %r: the SCM URL needs a "#<commit or ref>" '
-                              'suffix, e.g. git://host/repo#main' % _redact(src))
+                              'suffix, e.g. git://host/repo#main' % redact(src))
         raise OptionError('Invalid source %r: expected an SCM URL of the form '
-                          'scheme://host/path#ref' % _redact(src))
+                          'scheme://host/path#ref' % redact(src))
     if match.group('scheme') not in GIT_SCHEMES:
         raise OptionError('Invalid source %r: unsupported scheme %r (use one of %s)'
-                          % (_redact(src), match.group('scheme'), ', '.join(GIT_SCHEMES)))
+                          % (redact(src), match.group('scheme'), ', '.join(GIT_SCHEMES)))
     if ';' in src:
-        raise OptionError('Invalid source %r: ";" parameters are not allowed' % _redact(src))
+        raise OptionError('Invalid source %r: ";" parameters are not allowed' % redact(src))
     netloc = match.group('netloc')
     if '@' in netloc and ':' in netloc.split('@', 1)[0]:
         raise OptionError('Invalid source: passwords are not allowed in the SCM URL')
     if not netloc:
-        raise OptionError('Invalid source %r: the SCM URL has no host' % _redact(src))
+        raise OptionError('Invalid source %r: the SCM URL has no host' % redact(src))
     return src
 
 
-def _redact(src):
-    """Hide a user:password@ part before quoting a URL back (it may reach logs)."""
-    return re.sub(r'(://)[^/@\s]*:[^/@\s]*@', r'\1***@', src)
+def redact(text, secrets=()):
+    """`text` with user:password@ parts of URLs, and each of `secrets`, masked.
 
+    Everything quoted back to a user or a log goes through here (URLs are user input).
+    """
+    text = re.sub(r'(://)[^/@\s]*:[^/@\s]*@', r'\1***@', text)
+    for secret in secrets:
+        text = text.replace(secret, '***')
+    return text
 
-def redact(text):
-    """Public helper: hide credentials embedded in any URLs in `text`."""
-    return _redact(text)

@@ -129,13 +129,6 @@ def _secrets(url):
     return sorted((s for s in found if s), key=len, reverse=True)
 
 
-def _redact(text, secrets):
-    text = scmurl.redact(text)
-    for secret in secrets:
-        text = text.replace(secret, '***')
-    return text
-
-
 def make_scm(scm_url, options):
     """koji.daemon.SCM for `scm_url` (git only) or SourceError."""
     secrets = _secrets(scm_url) if isinstance(scm_url, str) else []
@@ -146,10 +139,10 @@ def make_scm(scm_url, options):
         scm = koji.daemon.SCM(scm_url, allow_password=allow_password)
     except koji.GenericError as exc:
         raise SourceError('Invalid SCM URL %s: %s'
-                          % (_redact(scm_url, secrets), _redact(str(exc), secrets)))
+                          % (scmurl.redact(scm_url, secrets), scmurl.redact(str(exc), secrets)))
     if scm.scmtype not in ('GIT', 'GIT+SSH'):
         raise SourceError('Invalid SCM URL %s: container builds need a git repository, '
-                          'not %s' % (_redact(scm_url, secrets), scm.scmtype))
+                          'not %s' % (scmurl.redact(scm_url, secrets), scm.scmtype))
     return scm
 
 
@@ -163,9 +156,9 @@ def assert_scm_allowed(scm, options, session=None, policy_data=None):
                            by_policy=getattr(options, 'allowed_scms_use_policy', False),
                            policy_data=policy_data)
     except koji.ConfigurationError as exc:
-        raise ConfigError('Allowed-SCM check: %s' % _redact(str(exc), secrets))
+        raise ConfigError('Allowed-SCM check: %s' % scmurl.redact(str(exc), secrets))
     except koji.GenericError as exc:
-        raise SourceError('SCM not allowed: %s' % _redact(str(exc), secrets))
+        raise SourceError('SCM not allowed: %s' % scmurl.redact(str(exc), secrets))
 
 
 def _git_uri(scm):
@@ -255,22 +248,22 @@ def _fetch_into(scm, scm_url, repodir, ref, module, logger, sparse, flatpak, tim
         with open(os.path.join(repodir, '.git', 'info', 'sparse-checkout'), 'w') as handle:
             handle.write(''.join(prefix + name + '\n' for name in CHECK_FILES))
         git.run('config', 'core.sparseCheckout', 'true', what='git config')
-    commit = _fetch_commit(git, ref, partial=sparse, what=_redact(scm_url, git.secrets),
+    commit = _fetch_commit(git, ref, partial=sparse, what=scmurl.redact(scm_url, git.secrets),
                            branch=branch)
     git.run('checkout', '-q', '--detach', commit, what='git checkout of %s' % commit)
     if branch:
         _fetch_branch(git, ref, branch, commit, partial=sparse,
-                      what=_redact(scm_url.rsplit('#', 1)[0], git.secrets))
+                      what=scmurl.redact(scm_url.rsplit('#', 1)[0], git.secrets))
     srcdir = _inside(repodir, module, 'the subdirectory %r' % module)
     if not os.path.isdir(srcdir):
         raise SourceError('The subdirectory %r does not exist in %s at commit %s'
-                          % (module, _redact(scm.url, git.secrets), commit))
+                          % (module, scmurl.redact(scm.url, git.secrets), commit))
     dockerfile_path = _regular_file(srcdir, DOCKERFILE)
     if dockerfile_path is None and not flatpak:
         raise SourceError('No Dockerfile in %s at commit %s%s'
-                          % (_redact(scm.url, git.secrets), commit,
+                          % (scmurl.redact(scm.url, git.secrets), commit,
                              ' (subdirectory %r)' % module if module else ''))
-    source = _redact(scm_url.rsplit('#', 1)[0] + '#' + commit, git.secrets)
+    source = scmurl.redact(scm_url.rsplit('#', 1)[0] + '#' + commit, git.secrets)
     if logger is not None:
         logger.info('Fetched %s (%s)', source, 'check files only' if sparse else 'full tree')
     return SourceCheckout(srcdir=srcdir, commit=commit, url=scm_url, source=source,

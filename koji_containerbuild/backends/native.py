@@ -25,9 +25,9 @@ import time
 
 import koji
 
-from koji_containerbuild import cg, native_build, registry as registry_mod, source
+from koji_containerbuild import cg, native_build, registry as registry_mod, scmurl, source
 from koji_containerbuild.backends import native_config
-from koji_containerbuild.errors import BackendError, BuildCanceled, OptionError
+from koji_containerbuild.errors import BackendError, OptionError
 from koji_containerbuild.logs import LogRelay
 
 CHILD_METHOD = 'createContainer'
@@ -715,7 +715,7 @@ def koji_repo_file(path, topurl, build_tag, repo_id, arch):
 def fetch_repo_file(url, path, timeout):
     """Download one yum_repourls .repo file (bounded size) to `path`."""
     import requests
-    safe = source_redact(url)
+    safe = scmurl.redact(url)
     try:
         with requests.get(url, timeout=timeout, stream=True) as resp:
             if resp.status_code != 200:
@@ -729,17 +729,12 @@ def fetch_repo_file(url, path, timeout):
                                        % (safe, MAX_REPO_FILE))
     except requests.exceptions.RequestException as exc:
         raise BackendError('Cannot fetch yum repo file %s: %s'
-                           % (safe, source_redact(_short(exc))))
+                           % (safe, scmurl.redact(_short(exc))))
     if b'[' not in data:
         raise BackendError('Yum repo file %s has no [section]' % safe)
     with open(path, 'wb') as f:
         f.write(data)
     return path
-
-
-def source_redact(text):
-    from koji_containerbuild.scmurl import redact
-    return redact(text)
 
 
 def rewrite_base(text, base_image):
@@ -800,7 +795,7 @@ class ArchBuild(object):
             # and give the task (and the parent) one clear line
             self.logger.exception('createContainer for %s failed', self.arch)
             error = BackendError('createContainer for %s failed: %s: %s' % (
-                self.arch, type(exc).__name__, _short(source_redact(str(exc)))))
+                self.arch, type(exc).__name__, _short(scmurl.redact(str(exc)))))
             relay.write(log_name, 'ERROR: %s' % error)
             raise error from None
         finally:
@@ -833,7 +828,7 @@ class ArchBuild(object):
         srcdir = checkout.srcdir
         dockerfile = params['dockerfile']
         if not os.path.isfile(os.path.join(srcdir, dockerfile)):
-            raise BackendError('%s not found in %s' % (dockerfile, source_redact(self.src)))
+            raise BackendError('%s not found in %s' % (dockerfile, scmurl.redact(self.src)))
         if params['base_image']:
             path = os.path.join(srcdir, dockerfile)
             with open(path) as f:
