@@ -45,23 +45,13 @@ class _ContainerTask(koji.tasks.BaseTaskHandler):
     def load_config(self):
         return builder_config.load_builder_config(self.config_file)
 
-    def scm_fetch(self, target):
-        """plan's fetch function, wrapped in pre/postSCMCheckout callbacks like kojid's
-        own build tasks (e.g. the scmpolicy plugin's `scm` policy)."""
-        handler = self
-
-        def fetch(src, workdir, options, **kwargs):
-            scm = koji.daemon.SCM(src, allow_password=getattr(
-                options, 'allow_password_in_scm_url', False))
-            build_tag = handler._build_tag(target)
-            scratch = bool((kwargs.get('policy_data') or {}).get('scratch'))
-            handler._callbacks('preSCMCheckout', src, scminfo=scm.get_info(),
-                               build_tag=build_tag, scratch=scratch)
-            checkout = source.fetch_source(src, workdir, options, **kwargs)
-            handler._callbacks('postSCMCheckout', src, scminfo=scm.get_info(),
-                               build_tag=build_tag, scratch=scratch, srcdir=checkout.srcdir)
-            return checkout
-        return fetch
+    def scm_hook(self, src):
+        """plan's scm_hook: kojid's pre/postSCMCheckout callbacks (e.g. the scmpolicy
+        plugin's `scm` policy), as kojid's own build tasks run them."""
+        def hook(name, **kwargs):
+            scminfo = source.make_scm(src, self.options).get_info()
+            self._callbacks(name, src, scminfo=scminfo, **kwargs)
+        return hook
 
     def _callbacks(self, name, src, **kwargs):
         """run_callbacks; a refusing callback (koji wraps its error, traceback included,
@@ -108,7 +98,7 @@ class BuildContainerTask(_ContainerTask):
         def make_plan():
             return build_plan.prepare_binary(self.session, self.id, src, target, opts,
                                              self.options, self.workdir, logger=self.logger,
-                                             fetch=self.scm_fetch(target))
+                                             scm_hook=self.scm_hook(src))
         if config.backend == 'native':
             from koji_containerbuild.backends import native
             return self.guarded(lambda: native.run_binary(self, make_plan, config))

@@ -106,8 +106,12 @@ def _event(session, event):
 # ------------------------------------------------------------------ buildContainer
 
 def prepare_binary(session, task_id, src, target, opts, options, workdir, event=None,
-                   logger=None, fetch=source.fetch_source, timeout=None):
+                   logger=None, fetch=source.fetch_source, timeout=None, scm_hook=None):
     """Check a buildContainer request and fetch what it needs; return a BuildPlan.
+
+    `scm_hook(name, build_tag=, scratch=[, srcdir=])`, if given, is called with
+    'preSCMCheckout' and 'postSCMCheckout' around the fetch (kojid's callbacks), with the
+    build tag this plan resolved.
 
     Order: opts, source URL shape, target and arches at one event, allowed SCM (with the
     owner's policy data), Dockerfile labels and NVR, tag lengths, then the Koji state a
@@ -130,7 +134,12 @@ def prepare_binary(session, task_id, src, target, opts, options, workdir, event=
               'flatpak': flatpak, 'git_branch': clean.get('git_branch')}
     if timeout is not None:
         kwargs['timeout'] = timeout
+    if scm_hook is not None:
+        scm_hook('preSCMCheckout', build_tag=target_info['build_config'], scratch=scratch)
     checkout = fetch(src, workdir, options, **kwargs)
+    if scm_hook is not None:
+        scm_hook('postSCMCheckout', build_tag=target_info['build_config'], scratch=scratch,
+                 srcdir=checkout.srcdir)
     labels = source.read_labels(checkout.dockerfile_path) if checkout.dockerfile_path else {}
     container_yaml = source.read_container_yaml(checkout.srcdir)
     identity = source.image_identity(labels, release_override=clean.get('release'),
