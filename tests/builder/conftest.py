@@ -6,12 +6,12 @@ import logging
 import os
 import sys
 
-import koji.plugin
 import pytest
 
 from tests.doubles.hub_session import HubSessionDouble, make_task_handler_options
 from tests.doubles.osbs._cluster import Cluster
 from tests.support.gitserver import GitDaemon
+from tests.support.plugins import builder_plugin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOUBLES = os.path.join(ROOT, 'tests', 'doubles')
@@ -77,8 +77,7 @@ def hub():
 @pytest.fixture(scope='session')
 def plugin():
     """builder_containerbuild loaded as kojid loads plugins."""
-    return koji.plugin.PluginTracker(path=os.path.join(ROOT, 'builder')).load(
-        'builder_containerbuild')
+    return builder_plugin()
 
 
 @pytest.fixture

@@ -93,11 +93,8 @@ def test_rerun_ignores_a_malformed_record(world_factory, git_server, small_rootf
 def test_builder_native_path_is_guarded_for_orphans(world_factory):
     """builder_containerbuild runs the native parent through guarded(): an orphan (kojid
     gone) must leave the work directory to the re-run, whatever it raises."""
-    import os
-    import koji.plugin
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    plugin = koji.plugin.PluginTracker(path=os.path.join(root, 'builder')).load(
-        'builder_containerbuild')
+    from tests.support.plugins import builder_plugin
+    plugin = builder_plugin()
     world = world_factory()
     params = ['git://127.0.0.1/none.git#abc', 'no-such-target', {'git_branch': 'main'}]
     task_id = world.hub.add_task('buildContainer', params, owner='alice')
