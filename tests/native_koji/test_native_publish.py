@@ -5,7 +5,7 @@ import koji
 import pytest
 
 from koji_containerbuild import registry as registry_mod
-from koji_containerbuild.backends import native
+from koji_containerbuild.backends import native_parent
 from koji_containerbuild.errors import BackendError
 from koji_containerbuild.registry import Registry
 from tests.native_koji.conftest import buildah_available, dockerfile, make_repo
@@ -26,7 +26,7 @@ def _flaky_tag_puts(monkeypatch, failures):
                                % (self.host, repo, tag))
         return real(self, repo, tag, media_type, data)
     monkeypatch.setattr(registry_mod.Registry, 'put_manifest', put)
-    monkeypatch.setattr(native, 'PUBLISH_RETRY_DELAYS', (0, 0, 0))
+    monkeypatch.setattr(native_parent, 'PUBLISH_RETRY_DELAYS', (0, 0, 0))
     return count
 
 

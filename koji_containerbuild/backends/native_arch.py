@@ -1,0 +1,213 @@
+"""Native backend, Koji side: the per-arch `createContainer` subtask.
+
+run_arch(handler, config, src, target, arch, params): full checkout, buildah build +
+push by the unique arch tag (native_build.build_arch), log streamed live as
+`<arch>.log`, per-arch metadata uploaded, ArchResult returned.
+"""
+
+import json
+import os
+import re
+
+import koji
+
+from koji_containerbuild import native_build, registry as registry_mod, scmurl, source
+from koji_containerbuild.backends import native_config
+from koji_containerbuild.backends.native_common import short
+from koji_containerbuild.errors import BackendError, OptionError
+from koji_containerbuild.logs import LogRelay
+
+MAX_REPO_FILE = 1024 * 1024   # bytes of one yum_repourls .repo file
+PARAM_KEYS = ('registry', 'repository', 'unique_tag', 'identity', 'build_tag', 'repo_id',
+              'yum_repourls', 'base_image', 'dockerfile', 'labels', 'scratch', 'owner')
+
+
+def _check_params(arch, params):
+    if not isinstance(params, dict):
+        raise OptionError('createContainer: params must be a dict')
+    missing = [k for k in PARAM_KEYS if k not in params]
+    if missing:
+        raise OptionError('createContainer: missing params %s' % ', '.join(missing))
+    if not re.match(r'^[A-Za-z0-9_]+$', str(arch)):
+        raise OptionError('createContainer: invalid arch %r' % (arch,))
+    rel = params['dockerfile']
+    if not isinstance(rel, str) or os.path.isabs(rel) or '..' in rel.split('/'):
+        raise OptionError('createContainer: invalid Dockerfile path %r' % (rel,))
+    return params
+
+
+def koji_repo_file(path, topurl, build_tag, repo_id, arch):
+    """Write the .repo file for the build tag's Koji repo of `arch`; return its path."""
+    baseurl = '%s/repos/%s/%s/%s/' % (topurl.rstrip('/'), build_tag, repo_id, arch)
+    name = re.sub(r'[^\w.-]', '_', 'koji-%s-%s' % (build_tag, repo_id))
+    with open(path, 'w') as f:
+        f.write('[%s]\nname=Koji repo %s (%s) %s\nbaseurl=%s\nenabled=1\ngpgcheck=0\n'
+                'skip_if_unavailable=False\n' % (name, build_tag, repo_id, arch, baseurl))
+    return path
+
+
+def fetch_repo_file(url, path, timeout):
+    """Download one yum_repourls .repo file (bounded size) to `path`."""
+    import requests
+    safe = scmurl.redact(url)
+    try:
+        with requests.get(url, timeout=timeout, stream=True) as resp:
+            if resp.status_code != 200:
+                raise BackendError('Cannot fetch yum repo file %s: HTTP %s'
+                                   % (safe, resp.status_code))
+            data = b''
+            for chunk in resp.iter_content(65536):
+                data += chunk
+                if len(data) > MAX_REPO_FILE:
+                    raise BackendError('Yum repo file %s is larger than %d bytes'
+                                       % (safe, MAX_REPO_FILE))
+    except requests.exceptions.RequestException as exc:
+        raise BackendError('Cannot fetch yum repo file %s: %s'
+                           % (safe, scmurl.redact(short(exc))))
+    if b'[' not in data:
+        raise BackendError('Yum repo file %s has no [section]' % safe)
+    with open(path, 'wb') as f:
+        f.write(data)
+    return path
+
+
+def rewrite_base(text, base_image):
+    """Dockerfile text with the final stage's base replaced by `base_image`
+    (koji_parent_build); FROM scratch cannot be replaced."""
+    froms = native_build.from_instructions(text)
+    final = froms[-1]
+    aliases = set(f['alias'] for f in froms[:-1] if f['alias'])
+    if final['image'] == 'scratch' or final['image'].lower() in aliases:
+        raise OptionError('koji_parent_build cannot replace FROM %s' % final['image'])
+    lines = text.splitlines()
+    words = ['FROM'] + final['flags'] + [base_image]
+    if final['alias']:
+        words += ['AS', final['alias']]
+    lines[final['first']:final['last'] + 1] = [' '.join(words)]
+    return '\n'.join(lines) + '\n'
+
+
+class ArchBuild(object):
+    """One createContainer run."""
+
+    def __init__(self, handler, config, native, src, target, arch, params):
+        self.handler = handler
+        self.session = handler.session
+        self.logger = handler.logger
+        self.config = config
+        self.native = native
+        self.src = src
+        self.target = target
+        self.arch = arch
+        self.params = _check_params(arch, params)
+
+    def run(self):
+        params = self.params
+        if params['registry'] != self.native.registry:
+            raise BackendError('This builder pushes to %s but the build uses %s: the '
+                               '[native] registry must be the same on every builder'
+                               % (self.native.registry, params['registry']))
+        workdir = self.handler.workdir
+        log_name = '%s.log' % self.arch
+        relay = LogRelay(self.session, self.handler.getUploadDir(), workdir,
+                         flush_interval=getattr(self.config, 'log_flush_interval', 0.5),
+                         retry_timeout=getattr(self.config, 'retry_timeout', 300.0),
+                         logger=self.logger)
+        canceled = False
+        storage_parent = self.native.task_storage_parent(self.handler.id, workdir)
+        try:
+            storage = self.native.task_storage(self.handler.id, workdir)
+            result = self._build(relay, log_name, workdir, storage)
+        except (KeyboardInterrupt, SystemExit):
+            canceled = True
+            raise
+        except koji.GenericError as exc:
+            relay.write(log_name, 'ERROR: %s' % exc)
+            raise
+        except Exception as exc:
+            # not a Koji fault: kojid would show a traceback; keep it in kojid's own log
+            # and give the task (and the parent) one clear line
+            self.logger.exception('createContainer for %s failed', self.arch)
+            error = BackendError('createContainer for %s failed: %s: %s' % (
+                self.arch, type(exc).__name__, short(scmurl.redact(str(exc)))))
+            relay.write(log_name, 'ERROR: %s' % error)
+            raise error from None
+        finally:
+            # The task's storage (its containers, its image, pulled parents) goes with it,
+            # also on cancellation.
+            native_config.destroy_task_storage(storage_parent)
+            if canceled:
+                # uploads are refused once the task is canceled: do not wait on retries
+                _abandon(relay)
+            else:
+                relay.close(raise_error=False)
+                if relay.error is not None:
+                    self.logger.warning('%s upload incomplete: %s', log_name, relay.error)
+        meta_path = os.path.join(workdir, 'metadata-%s.json' % self.arch)
+        with open(meta_path, 'w') as f:
+            json.dump(result, f, indent=2, sort_keys=True)
+        self.handler.uploadFile(meta_path)
+        return result
+
+    def _build(self, relay, log_name, workdir, storage):
+        params = self.params
+
+        def log_line(line):
+            relay.write(log_name, line)
+
+        checkout = source.fetch_full_tree(
+            self.src, os.path.join(workdir, 'source'), self.handler.options,
+            session=self.session, logger=self.logger,
+            policy_data={'user_id': self._owner_id(), 'scratch': params['scratch']})
+        srcdir = checkout.srcdir
+        dockerfile = params['dockerfile']
+        if not os.path.isfile(os.path.join(srcdir, dockerfile)):
+            raise BackendError('%s not found in %s' % (dockerfile, scmurl.redact(self.src)))
+        if params['base_image']:
+            path = os.path.join(srcdir, dockerfile)
+            with open(path) as f:
+                text = f.read()
+            dockerfile = '.Dockerfile.koji-parent'
+            with open(os.path.join(srcdir, dockerfile), 'w') as f:
+                f.write(rewrite_base(text, params['base_image']))
+            log_line('koji_parent_build: final stage FROM %s' % params['base_image'])
+        repos_dir = os.path.join(workdir, 'repos')
+        os.makedirs(repos_dir, exist_ok=True)
+        repo_files = [koji_repo_file(os.path.join(repos_dir, 'koji.repo'),
+                                     self.handler.options.topurl, params['build_tag'],
+                                     params['repo_id'], self.arch)]
+        for index, url in enumerate(params['yum_repourls']):
+            repo_files.append(fetch_repo_file(
+                url, os.path.join(repos_dir, 'extra-%d.repo' % index),
+                self.native.yum_repourl_timeout))
+        registry = registry_mod.Registry(self.native.registry, **self.native.registry_kwargs())
+        ident = params['identity']
+        labels = native_build.koji_labels(ident, self.arch, vcs_url=params['labels'].get('vcs-url'),
+                                          vcs_ref=params['labels'].get('vcs-ref'))
+        settings = self.native.build_settings(storage)
+        log_line('Building %s for %s in task %s' % (ident['nvr'], self.arch, self.handler.id))
+        return native_build.build_arch(
+            srcdir, dockerfile, self.arch, ident, labels, repo_files, registry,
+            params['repository'], params['unique_tag'], os.path.join(workdir, 'build'),
+            log_line, settings)
+
+    def _owner_id(self):
+        try:
+            return self.handler.taskinfo['owner']
+        except (koji.GenericError, KeyError, TypeError):
+            return None
+
+
+def _abandon(relay):
+    """Stop a relay without waiting for retries (cancellation: ~3 s before SIGKILL)."""
+    try:
+        relay.retry_timeout = 0
+        relay.close(raise_error=False)
+    except Exception:
+        pass
+
+
+def run_arch(handler, config, src, target, arch, params):
+    """Per-arch createContainer subtask for backend = native; returns the ArchResult."""
+    native = native_config.from_builder_config(config)
+    return ArchBuild(handler, config, native, src, target, arch, params).run()

@@ -1,0 +1,480 @@
+"""Native backend, Koji side: the `buildContainer` parent flow (per arch: native_arch).
+
+run_binary(handler, plan, config)  - parent task (noarch, container channel):
+    reserve the NVR (CGInitBuild) -> one createContainer subtask per arch -> wait, a
+    failure cancels the siblings -> manifest list computed locally and PUT by digest
+    (untagged) -> upload outputs + CGImport with the token -> manifest list under the
+    unique and primary tags -> tagBuild subtask -> floating tags.
+    Any failure or cancellation after the reservation refunds it (CGRefundBuild).
+run_arch(handler, config, src, target, arch, params) - per-arch subtask: full checkout,
+    buildah build + push by the unique arch tag (native_build.build_arch), log streamed
+    live as `<arch>.log`, per-arch metadata uploaded, ArchResult returned.
+
+Why the manifest list is PUT by digest before the import: the index digest must be in
+the metadata, and the registry must accept the list (it checks that every per-arch
+manifest exists) before Koji records the build; an untagged list blocks nothing, so a
+failed import leaves no tag that could stop a rebuild. Tags only follow a good import.
+"""
+
+import json
+import os
+import re
+import secrets
+import time
+
+import koji
+
+from koji_containerbuild import cg, native_build, registry as registry_mod, source
+from koji_containerbuild.backends import native_config
+from koji_containerbuild.backends.native_children import Children
+from koji_containerbuild.backends.native_common import short
+from koji_containerbuild.backends.native_reserve import (RESERVATION_FILE, Reservation,
+                                                         refund_earlier)
+from koji_containerbuild.errors import BackendError, OptionError
+
+CHILD_METHOD = 'createContainer'
+TAG_METHOD = 'tagBuild'
+MAX_RELEASE_TRIES = 20
+PUBLISH_RETRY_DELAYS = (2, 5, 15, 30)   # seconds between tries to publish tags
+# Options only the OSBS backend can honour: refused instead of silently ignored.
+OSBS_ONLY_OPTS = ('compose_ids', 'signing_intent', 'dependency_replacements',
+                  'operator_csv_modifications_url')
+
+
+# ------------------------------------------------------------------ names and tags
+
+def repository_for(name_label, namespace=''):
+    """Registry repository for a `name` label; a namespace turns 'a/b' into '<ns>/a-b'."""
+    repo = name_label
+    if namespace:
+        repo = '%s/%s' % (namespace, name_label.replace('/', '-'))
+    try:
+        return registry_mod.check_repository(repo)
+    except BackendError:
+        raise OptionError('The name label %r does not give a valid registry repository '
+                          '(%r): use lowercase letters, digits, ".", "_", "-" and "/"'
+                          % (name_label, repo))
+
+
+def unique_tag(fmt, target, task_id, now=None, rand=None):
+    """The build's unique tag from the configured format (per-arch: '<unique>-<arch>')."""
+    safe_target = re.sub(r'[^\w.-]', '_', target).lstrip('.-') or 'target'
+    tag = cg.unique_tag(safe_target, now=now, rand=rand, fmt=fmt, task_id=task_id)
+    # keep room for the '-<arch>' suffix of per-arch tags within the 128 limit
+    return tag[:110].rstrip('.-')
+
+
+def pullable_ref(image):
+    """A FROM value from another registry as a pullable reference with its tag
+    (latest when none) unless pinned by digest. (FROM values without a registry host
+    are resolved in the build registry and keyed by that pull spec instead.)"""
+    host, repo, tag, digest = native_build.split_image(image)
+    ref = '%s/%s' % (host, repo) if host else repo
+    if digest:
+        return '%s@%s' % (ref, digest)
+    return '%s:%s' % (ref, tag or 'latest')
+
+
+def bump_release(release):
+    """Next release for auto-release: bump the leading number ('3' -> '4', '3.el9' -> '4.el9')."""
+    match = re.match(r'^(\d+)(.*)$', release or '')
+    if not match:
+        raise BackendError('Cannot increment release %r' % (release,))
+    return '%d%s' % (int(match.group(1)) + 1, match.group(2))
+
+
+# ------------------------------------------------------------------ parent
+
+class ParentBuild(object):
+    """One run of the native buildContainer flow (see the module docstring)."""
+
+    def __init__(self, handler, plan, config, native):
+        self.handler = handler
+        self.session = handler.session
+        self.logger = handler.logger
+        self.plan = plan
+        self.config = config
+        self.native = native
+        self.task_id = handler.id
+        self.identity = plan.identity
+        self.scratch = bool(plan.scratch)
+        self.isolated = bool(plan.isolated)
+        self.warnings = list(getattr(plan, 'warnings', None) or [])
+        self.registry = registry_mod.Registry(native.registry, **native.registry_kwargs())
+        self.repository = repository_for(self.identity.name, native.registry_namespace)
+        self.unique = unique_tag(native.unique_tag_format, plan.target['name'], self.task_id)
+        self.children = Children(handler, native.poll_interval)
+        self.reservation = Reservation(self.session, native.content_generator, self.logger)
+        self.start_time = int(time.time())
+        self.tags = None    # known once the release is (auto-release)
+
+    def pullspec(self, ref):
+        return self.registry.pullspec(self.repository, ref)
+
+    # -- flow
+    def run(self):
+        self._refuse_unsupported()
+        try:
+            return self._run()
+        except (KeyboardInterrupt, SystemExit):
+            # kojid cancels by signals; about 3 s until SIGKILL: refund first.
+            self.reservation.refund(canceled=True)
+            raise
+        except koji.GenericError:
+            self.reservation.refund(canceled=False)
+            raise
+        except Exception as exc:
+            self.reservation.refund(canceled=False)
+            self.logger.exception('native build failed')
+            raise BackendError('Native build failed: %s: %s' % (type(exc).__name__,
+                                                                short(exc)))
+
+    def _refuse_unsupported(self):
+        opts = self.plan.opts or {}
+        for name in OSBS_ONLY_OPTS:
+            if opts.get(name):
+                raise OptionError("Option %r is not supported by the native backend "
+                                  "(it needs backend = osbs)" % name)
+        if getattr(self.plan, 'flatpak', False) or opts.get('flatpak'):
+            raise OptionError('Flatpak builds are not supported by the native backend '
+                              '(they need backend = osbs)')
+
+    def _run(self):
+        self._reserve()
+        self.tags = cg.tag_plan(self.identity, scratch=self.scratch, isolated=self.isolated,
+                                additional_tags=getattr(self.plan, 'additional_tags', None)
+                                or (), unique=self.unique)
+        base_image, parent_build = self._koji_parent_build()
+        repo_id = self._repo_id()
+        self.children.cancel_leftovers()
+        names = {}
+        for arch in self.plan.arches:
+            args = [self._subtask_source(), self.plan.target['name'], arch,
+                    self._params(arch, repo_id, base_image)]
+            child = self.children.start(CHILD_METHOD, args, label=arch, arch=arch,
+                                        channel=self.native.channel)
+            names[child] = 'createContainer for %s' % arch
+            self.logger.info('createContainer for %s: task %s', arch, child)
+        results = self.children.wait(names)
+        arch_results = sorted(results.values(), key=lambda r: r['arch'])
+        child_of = dict((r['arch'], t) for t, r in results.items())
+        list_digest = self._push_list_by_digest(arch_results)
+        index = cg.index_info(self.registry.host, self.repository, list_digest, self.tags,
+                              scratch=self.scratch)
+        if self.scratch:
+            self._publish(arch_results, ('unique',))
+            return self._result()
+        parent_info = self._parent_images(arch_results, parent_build)
+        build_id = self._import(arch_results, child_of, index, parent_info)
+        # Only now may the NVR tag exist; floating tags wait for the Koji tag to succeed.
+        self._publish_imported(arch_results, ('unique', 'primary'), build_id)
+        self._tag_build(build_id)
+        self._publish_imported(arch_results, ('floating',), build_id)
+        return self._result(build_id)
+
+    def _reserve(self):
+        """Reserve the NVR; with auto-release, take the next free release (as OSBS does)."""
+        auto = not self.identity.release
+        if auto:
+            self.identity.release = self.session.getNextRelease(
+                {'name': self.identity.component, 'version': self.identity.version})
+            self.logger.info('auto-release: %s', self.identity.nvr)
+        if self.scratch:
+            return
+        for _attempt in range(MAX_RELEASE_TRIES):
+            if auto and not self._nvr_free():
+                self.identity.release = bump_release(self.identity.release)
+                continue
+            try:
+                self.reservation.reserve(self.identity)
+                self._record_reservation()
+                return
+            except BackendError:
+                if not auto:
+                    raise
+                self.identity.release = bump_release(self.identity.release)
+        raise BackendError('No free release found for %s-%s after %d tries'
+                           % (self.identity.component, self.identity.version,
+                              MAX_RELEASE_TRIES))
+
+    def _record_reservation(self):
+        """Keep the reservation on the hub for a re-run of this task (earlier_reservation)."""
+        res = self.reservation
+        record = {'build_id': res.build_id, 'token': res.token, 'nvr': self.identity.nvr,
+                  'cg': self.native.content_generator}
+        os.makedirs(self.handler.workdir, exist_ok=True)
+        path = os.path.join(self.handler.workdir, RESERVATION_FILE)
+        with open(path, 'w') as f:
+            json.dump(record, f)
+        self.handler.uploadFile(path)
+
+    def _nvr_free(self):
+        build = self.session.getBuild(self.identity.nvr)
+        return not build or build['state'] in (koji.BUILD_STATES['FAILED'],
+                                               koji.BUILD_STATES['CANCELED'])
+
+    def _params(self, arch, repo_id, base_image):
+        ident = self.identity
+        return {
+            'registry': self.native.registry,
+            'repository': self.repository,
+            'unique_tag': self.unique,
+            'identity': {'component': ident.component, 'name': ident.name,
+                         'version': ident.version, 'release': ident.release,
+                         'nvr': ident.nvr},
+            'build_tag': self.plan.target['build_tag_name'],
+            'repo_id': repo_id,
+            'yum_repourls': list((self.plan.opts or {}).get('yum_repourls') or []),
+            'base_image': base_image,
+            'dockerfile': self._dockerfile_relpath(),
+            'labels': {'vcs-url': self.plan.checkout.source.rsplit('#', 1)[0],
+                       'vcs-ref': self.plan.checkout.commit},
+            'scratch': self.scratch,
+            'owner': self.plan.owner,
+        }
+
+    def _subtask_source(self):
+        """The URL the subtasks fetch: the URL as given, pinned to the commit.
+
+        Not the redacted `checkout.source`: with allow_password_in_scm_url the subtasks
+        need the credentials too. Never logged; task arguments are visible on the hub,
+        where the parent's own request already carries them in that configuration.
+        """
+        checkout = self.plan.checkout
+        return '%s#%s' % (checkout.url.split('#', 1)[0], checkout.commit)
+
+    def _dockerfile_relpath(self):
+        checkout = self.plan.checkout
+        rel = os.path.relpath(checkout.dockerfile_path, checkout.srcdir)
+        if rel.startswith('..') or os.path.isabs(rel):
+            raise BackendError('Dockerfile %s is outside the checkout' % rel)
+        return rel
+
+    def _repo_id(self):
+        build_tag = self.plan.target['build_tag_name']
+        repo = self.session.getRepo(build_tag)
+        if not repo:
+            raise BackendError('Build tag %s has no ready Koji repository: regenerate it '
+                               '(koji regen-repo %s)' % (build_tag, build_tag))
+        return int(repo['id'])
+
+    # -- parent images
+    def _koji_parent_build(self):
+        """(by-digest pull spec, build info) for opts koji_parent_build, else (None, None)."""
+        nvr = (self.plan.opts or {}).get('koji_parent_build')
+        if not nvr:
+            return None, None
+        build = self.session.getBuild(nvr)
+        if not build or build['state'] != koji.BUILD_STATES['COMPLETE']:
+            raise BackendError('koji_parent_build %s is not a complete Koji build' % nvr)
+        index = ((build.get('extra') or {}).get('image') or {}).get('index') or {}
+        pulls = index.get('pull') or []
+        by_digest = [p for p in pulls if '@sha256:' in p]
+        if not (by_digest or pulls):
+            raise BackendError('koji_parent_build %s is not a container image build '
+                               '(no extra.image.index.pull)' % nvr)
+        return (by_digest or pulls)[0], build
+
+    def _parent_images(self, arch_results, parent_build):
+        """parent_build_id / parent_image_builds / parent_images for build.extra.image.
+
+        Method: every FROM image the per-arch builds resolved in the build registry is
+        looked up by the NVR in its own labels (component/version/release), and counts
+        as that Koji build only if the build's index digest or one of its per-arch
+        manifest digests is the digest the build pulled.
+        """
+        first = arch_results[0]
+        parents = list(first.get('parent_images') or [])
+        resolved = first.get('parent_pullspecs') or {}
+        builds = {}
+        final = parents[-1] if parents else None
+        # One entry per stage, keyed by the full pullable reference; null when no Koji
+        # build is known (e.g. a parent from another registry).
+        for image in parents:
+            if image == 'scratch':
+                continue
+            pullspec = resolved.get(image) or pullable_ref(image)
+            if parent_build is not None and image == final:
+                builds[pullspec] = {'id': parent_build['id'], 'nvr': parent_build['nvr']}
+            elif image in resolved:
+                builds[pullspec] = self._koji_build_of(image, arch_results)
+            else:
+                builds[pullspec] = None
+        if parent_build is None and final and final != 'scratch':
+            parent_build = builds.get(resolved.get(final) or pullable_ref(final))
+        return parent_build, builds
+
+    def _koji_build_of(self, image, arch_results):
+        pinned = dict((r['arch'], (r.get('parent_pinned') or {}).get(image))
+                      for r in arch_results)
+        spec = next((p for p in pinned.values() if p), None)
+        if not spec:
+            return None
+        repo = spec.split('/', 1)[1].split('@', 1)[0]
+        digest = spec.split('@', 1)[1]
+        try:
+            manifest = json.loads(self.registry.get_manifest(repo, digest)[1])
+            config = json.loads(self.registry.get_blob(repo, manifest['config']['digest']))
+            labels = (config.get('config') or {}).get('Labels') or {}
+            ident = source.image_identity(labels)
+        except koji.GenericError as exc:
+            self.logger.info('parent image %s: no Koji NVR (%s)', image, exc)
+            return None
+        build = self.session.getBuild(ident.nvr)
+        if not build or build['state'] != koji.BUILD_STATES['COMPLETE']:
+            self.warnings.append('Parent image %s (%s) is not a complete Koji build'
+                                 % (image, ident.nvr))
+            return None
+        known = set(((build.get('extra') or {}).get('image') or {}).get('index', {})
+                    .get('digests', {}).values())
+        for archive in self.session.listArchives(buildID=build['id'], type='image') or []:
+            # the hub keeps the CG output's whole extra: {'image': {...}, 'docker': {...}}
+            docker = (archive.get('extra') or {}).get('docker')
+            if isinstance(docker, dict) and isinstance(docker.get('digests'), dict):
+                known.update(docker['digests'].values())
+        if not set(d.split('@', 1)[1] for d in pinned.values() if d) & known:
+            self.warnings.append('Parent image %s carries the labels of %s but not its '
+                                 'digest: not recorded as the parent build'
+                                 % (image, ident.nvr))
+            return None
+        return {'id': build['id'], 'nvr': build['nvr']}
+
+    # -- manifest list
+    def _push_list_by_digest(self, arch_results):
+        """Store the list untagged: the registry validates it, nothing is published."""
+        data, digest = cg.manifest_list_for(arch_results)
+        self.registry.put_manifest(self.repository, digest, registry_mod.MEDIA_LIST, data)
+        self.logger.info('manifest list %s stored by digest', digest)
+        return digest
+
+    def _publish(self, arch_results, stages):
+        cg.publish_manifest_list(self.registry, self.repository, arch_results, self.tags,
+                                 stages=stages, log_line=self.logger.info,
+                                 scratch=self.scratch)
+
+    def _publish_imported(self, arch_results, stages, build_id):
+        """Publish tags of an imported build, retrying registry errors with backoff.
+
+        The build is COMPLETE by now (the refund will be refused), so a registry hiccup
+        must not end as a plain registry error: PUTs of the same list are idempotent.
+        """
+        error = None
+        for delay in PUBLISH_RETRY_DELAYS + (None,):
+            try:
+                self._publish(arch_results, stages)
+                return
+            except BackendError as exc:
+                error = exc
+                if delay is None:
+                    break
+                self.logger.warning('publishing %s failed, retrying in %ss: %s',
+                                    '/'.join(stages), delay, short(exc))
+                time.sleep(delay)
+        tags = [t for stage in stages for t in self.tags.get(stage) or []]
+        raise BackendError('%s was imported as build %s but tags %s were not published: %s'
+                           % (self.identity.nvr, build_id, ', '.join(tags), short(error)))
+
+    # -- import and tag
+    def _import(self, arch_results, child_of, index, parent_info):
+        workdir = os.path.join(self.handler.workdir, 'cg-import')
+        os.makedirs(workdir, exist_ok=True)
+        upload_dir = 'cg_importer/%s-%s' % (self.task_id, secrets.token_hex(8))
+        logs = []
+        for result in arch_results:
+            name = result.get('log_file') or '%s.log' % result['arch']
+            path = self._fetch_child_log(child_of[result['arch']], name, workdir)
+            if path:
+                logs.append((path, name))
+        for result in arch_results:
+            filename, data = cg.placeholder_archive(result)
+            self._upload_bytes(workdir, upload_dir, filename, data)
+        for path, name in logs:
+            self.session.uploadWrapper(path, upload_dir, name)
+        parent_build, parent_image_builds = parent_info
+        opts = self.plan.opts or {}
+        metadata = cg.build_metadata(
+            self.identity, self.plan.checkout.source, self.plan.owner, self.task_id,
+            self.start_time, int(time.time()), arch_results, index=index,
+            parent_build=parent_build, logs=logs, isolated=self.isolated,
+            submitter=self._submitter(), build_id=self.reservation.build_id,
+            yum_repourls=opts.get('yum_repourls'), parent_image_builds=parent_image_builds,
+            user_metadata=opts.get('userdata'), cg_name=self.native.content_generator)
+        self._upload_bytes(workdir, upload_dir, 'metadata.json',
+                           cg.dumps(metadata).encode('utf-8'))
+        try:
+            build = self.session.CGImport('metadata.json', upload_dir,
+                                          token=self.reservation.token)
+        except (koji.GenericError, OSError) as exc:
+            raise BackendError('Koji import of %s failed: %s' % (self.identity.nvr, short(exc)))
+        except Exception as exc:  # an xmlrpc Fault (code 1) from a hub-side KeyError
+            raise BackendError('Koji import of %s failed: %s' % (self.identity.nvr, short(exc)))
+        self.reservation.imported = True
+        self.logger.info('imported build %s (id %s)', self.identity.nvr, build['id'])
+        return int(build['id'])
+
+    def _submitter(self):
+        try:
+            user = self.session.getLoggedInUser()
+            return user['name'] if user else None
+        except (koji.GenericError, AttributeError):
+            return None
+
+    def _upload_bytes(self, workdir, upload_dir, name, data):
+        path = os.path.join(workdir, name)
+        with open(path, 'wb') as f:
+            f.write(data)
+        self.session.uploadWrapper(path, upload_dir, name)
+
+    def _fetch_child_log(self, child_id, name, workdir):
+        """Copy a child's `<arch>.log` from its task output (chunked); None if absent."""
+        path = os.path.join(workdir, name)
+        offset = 0
+        chunk_size = 1024 * 1024
+        with open(path, 'wb') as f:
+            while True:
+                try:
+                    chunk = self.session.downloadTaskOutput(child_id, name, offset=offset,
+                                                            size=chunk_size)
+                except koji.GenericError as exc:
+                    if offset == 0:
+                        self.logger.warning('no %s from task %s: %s', name, child_id, exc)
+                        return None
+                    raise
+                if not chunk:
+                    break
+                f.write(chunk)
+                offset += len(chunk)
+                if len(chunk) < chunk_size:
+                    break
+        return path if offset else None
+
+    def _tag_build(self, build_id):
+        dest = self.plan.target['dest_tag']
+        args = [dest, build_id, False, None, True]
+        child = self.children.start(TAG_METHOD, args, label='tag', arch='noarch')
+        try:
+            self.children.wait({child: 'tagBuild into %s' % self.plan.target['dest_tag_name']})
+        except BackendError as exc:
+            raise BackendError('Build %s was imported (id %s) but not tagged: %s'
+                               % (self.identity.nvr, build_id, exc))
+
+    def _result(self, build_id=None):
+        tags = self.tags['unique'] + self.tags['primary'] + self.tags['floating']
+        result = {'repositories': [self.pullspec(t) for t in tags],
+                  'koji_builds': [str(build_id)] if build_id is not None else []}
+        if self.warnings:
+            result['user_warnings'] = sorted(set(self.warnings))
+        return result
+
+
+def run_binary(handler, plan, config):
+    """Parent buildContainer task for backend = native; returns the task result dict.
+
+    plan: a BuildPlan, or a callable making it (then a re-run first refunds what the
+    earlier run of this task reserved, so the plan's NVR check passes).
+    """
+    native = native_config.from_builder_config(config)
+    if callable(plan):
+        refund_earlier(handler.session, handler.id, native.content_generator, handler.logger)
+        plan = plan()
+    return ParentBuild(handler, plan, config, native).run()
