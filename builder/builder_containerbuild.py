@@ -15,7 +15,7 @@ import koji.tasks
 
 from koji_containerbuild import config as builder_config
 from koji_containerbuild import plan as build_plan
-from koji_containerbuild import scmurl, source
+from koji_containerbuild import ownership, scmurl, source
 from koji_containerbuild.backends.retry import TaskLost
 from koji_containerbuild.errors import BackendError, PermissionDenied, SourceError
 from koji_containerbuild.logs import SerializedSession
@@ -34,13 +34,27 @@ class _ContainerTask(koji.tasks.BaseTaskHandler):
 
     def __init__(self, *args, **kwargs):
         super(_ContainerTask, self).__init__(*args, **kwargs)
-        # kojid's pid, taken as early as possible: if kojid dies at any point (even
-        # during the fetch or the create), this process is an orphan and must neither
-        # start a run nor remove the work directory the re-run of this task shares.
+        # kojid builds the handler in its own process (takeTask), forks, and only then
+        # swaps in the task's subsession: what belongs to the task process is set up in
+        # run(), in that process.
+        self.parent_pid = None
+        self.ownership = None
+
+    def run(self):
+        self.enter_task_process()
+        return super(_ContainerTask, self).run()
+
+    def enter_task_process(self):
+        """Set up what belongs to the task process (called first thing in run())."""
+        # kojid's pid, taken as early as possible in the task process: if kojid dies at
+        # any point (even during the fetch or the create), this process is an orphan and
+        # must neither act nor remove the work directory the re-run of this task shares.
         self.parent_pid = os.getppid()
         # The log relay uploads from a thread while this one polls the hub; koji's
         # ClientSession numbers its calls, so both must go through one lock.
-        self.session = SerializedSession(self.session)
+        if not isinstance(self.session, SerializedSession):
+            self.session = SerializedSession(self.session)
+        self.ownership = ownership.TaskOwnership(self.id, self.session, self.parent_pid)
 
     def load_config(self):
         return builder_config.load_builder_config(self.config_file)
@@ -83,7 +97,7 @@ class _ContainerTask(koji.tasks.BaseTaskHandler):
             self.workdir = None
             raise
         finally:
-            if os.getppid() != self.parent_pid:
+            if self.parent_pid is not None and os.getppid() != self.parent_pid:
                 # an orphan, whatever it is raising: BaseTaskHandler.run must not
                 # remove the work directory under the re-run
                 self.workdir = None

@@ -1,6 +1,7 @@
 """The relay's uploader thread and the task thread share one hub session: calls on it must
 never overlap (koji's ClientSession numbers calls; the hub refuses out-of-order numbers)."""
 
+import os
 import threading
 import time
 
@@ -9,6 +10,12 @@ from tests.builder.conftest import TARGET
 
 def test_handler_session_serializes_calls_across_threads(make_task, hub):
     task_id, handler = make_task('buildContainer', ['git://h/r#x', TARGET, {}])
+    # as kojid's forkTask: the subsession replaces the session the handler was built with,
+    # then run() sets up the task process
+    subsession = hub
+    handler.session = subsession
+    handler.enter_task_process()
+    assert handler.session is not subsession
     state = {'inside': 0, 'overlaps': 0}
     real = hub.getLastEvent
 
@@ -32,3 +39,10 @@ def test_handler_session_serializes_calls_across_threads(make_task, hub):
     assert state['overlaps'] == 0
     # host.* calls go through the same proxy
     assert handler.session.host.getID() == 1 and host_calls
+    assert handler.parent_pid == os.getppid()
+
+
+def test_handler_built_in_kojid_takes_its_parent_pid_in_the_task_process(make_task):
+    """kojid builds handlers in its own process: nothing process-bound is taken there."""
+    task_id, handler = make_task('buildContainer', ['git://h/r#x', TARGET, {}])
+    assert handler.parent_pid is None and handler.ownership is None
