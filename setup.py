@@ -26,7 +26,7 @@ setup(
     package_dir={'koji_cli_plugins': 'cli'},
     install_requires=['koji', 'jsonschema', 'requests', 'PyYAML'],
     extras_require={
-        'test': ['pytest', 'pytest-xdist', 'hypothesis', 'wheel'],
+        'test': ['pytest', 'pytest-xdist', 'hypothesis', 'wheel', 'spdx-tools', 'jsonschema'],
     },
     entry_points={
         'console_scripts': ['koji-containerbuild = koji_containerbuild.local.cli:main'],

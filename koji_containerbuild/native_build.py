@@ -257,7 +257,7 @@ def _describe(image_id, arch, arch_tag, parsed, resolved, registry, repository,
             cert_dir=cert_dir)
         manifest_bytes, config_bytes = _read_pushed(registry, repository, manifest_digest,
                                                     dest, image_id, pool)
-        components, parent_id = local.result()
+        components, licenses, parent_id = local.result()
         buildroot = buildroot.result()
     manifest = json.loads(manifest_bytes)
     if manifest['config']['digest'] != image_id:
@@ -288,6 +288,7 @@ def _describe(image_id, arch, arch_tag, parsed, resolved, registry, repository,
         'config': config,
         'layer_sizes': [{'diff_id': d, 'size': sizes[d]} for d in diff_ids],
         'components': components,
+        'rpm_licenses': licenses,
         'registry': registry.host if registry is not None else None,
         'repository': repository,
         'repositories': repositories,
@@ -301,15 +302,17 @@ def _describe(image_id, arch, arch_tag, parsed, resolved, registry, repository,
         'buildroot': buildroot,
         'log_file': '%s.log' % arch,
         'build_seconds': round(time.time() - started, 3),
+        'started': int(started),
+        'finished': int(time.time()),
     }
 
 
 def _local_facts(image_id, parsed, resolved, storage):
-    """(RPM components, parent config digest) from the image in local storage."""
+    """(RPM components, their licenses, parent config digest) from the local image."""
     # A private storage is deleted as a whole afterwards: no need to remove the
     # inspection container one by one.
     with buildah.MountedImage(image_id, storage, remove=not storage.owned) as rootfs:
-        components = rpmdb.rpm_components(rootfs)
+        components, licenses = rpmdb.rpm_components_and_licenses(rootfs)
     base = parsed.base_image
     if base == 'scratch':
         parent_id = None
@@ -317,7 +320,7 @@ def _local_facts(image_id, parsed, resolved, storage):
         parent_id = resolved[base]['config_digest']
     else:
         parent_id = buildah.image_id_of(base, storage)
-    return components, parent_id
+    return components, licenses, parent_id
 
 
 def _read_pushed(registry, repository, manifest_digest, dest, config_digest, pool):

@@ -11,7 +11,7 @@ import hashlib
 import json
 import ipaddress
 import re
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -264,6 +264,34 @@ class Registry(object):
             raise BackendError('Registry %s served blob %s with wrong content'
                                % (self.host, digest))
         return data
+
+    def put_blob(self, repo, data):
+        """Upload a small blob (one POST + PUT) unless it is there; returns its digest.
+
+        Used for the SBOM/provenance attachments (supply_chain.attach).
+        """
+        check_repository(repo)
+        digest = digest_of(data)
+        scope = 'repository:%s:pull,push' % repo
+        with self._request('HEAD', '/v2/%s/blobs/%s' % (repo, digest), scope) as resp:
+            if resp.status_code == 200:
+                return digest
+        with self._request('POST', '/v2/%s/blobs/uploads/' % repo, scope) as resp:
+            if resp.status_code != 202:
+                raise BackendError('Registry %s: starting a blob upload to %s gave HTTP %s: %s'
+                                   % (self.host, repo, resp.status_code, _error_text(resp)))
+            location = urlsplit(resp.headers.get('Location') or '')
+        if (location.netloc and location.netloc != self.host) or \
+                not location.path.startswith('/v2/'):
+            raise BackendError('Registry %s: unusable blob upload location' % self.host)
+        query = location.query + '&' if location.query else ''
+        path = '%s?%sdigest=%s' % (location.path, query, quote(digest, safe=''))
+        with self._request('PUT', path, scope, data=data,
+                           headers={'Content-Type': 'application/octet-stream'}) as resp:
+            if resp.status_code != 201:
+                raise BackendError('Registry %s: blob upload to %s gave HTTP %s: %s'
+                                   % (self.host, repo, resp.status_code, _error_text(resp)))
+        return digest
 
     def tag_digest(self, repo, tag):
         """Digest the registry serves for `tag` now (to verify a publish)."""

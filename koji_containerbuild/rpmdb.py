@@ -13,7 +13,7 @@ from koji_containerbuild.errors import BackendError
 DB_PATHS = ('var/lib/rpm', 'usr/lib/sysimage/rpm')
 SIG_TAGS = ('SIGPGP', 'SIGGPG', 'DSAHEADER', 'RSAHEADER')
 _FMT = '\x1f'.join(['%{NAME}', '%{VERSION}', '%{RELEASE}', '%{ARCH}', '%{EPOCH}',
-                    '%{SIGMD5}'] + ['%%{%s:pgpsig}' % t for t in SIG_TAGS])
+                    '%{SIGMD5}'] + ['%%{%s:pgpsig}' % t for t in SIG_TAGS] + ['%{LICENSE}'])
 # rpm keeps _dbpath as a process-wide macro: one reader (or expander) at a time; the
 # pipeline reads an image's RPMs and the host's in parallel threads.
 _LOCK = threading.Lock()
@@ -77,6 +77,19 @@ def rpm_components(rootfs_or_dbpath):
     Accepts an image root file system or an rpmdb directory. No rpmdb -> [].
     gpg-pubkey entries (imported keys, not packages) are dropped.
     """
+    return rpm_components_and_licenses(rootfs_or_dbpath)[0]
+
+
+def nvra(comp):
+    """The key of a component in the licenses map."""
+    return '%s-%s-%s.%s' % (comp['name'], comp['version'], comp['release'], comp['arch'])
+
+
+def rpm_components_and_licenses(rootfs_or_dbpath):
+    """(rpm_components(...), {nvra: License header value or None}) in one rpmdb read.
+
+    The license stays out of the components: they are the content-generator format.
+    """
     import rpm  # only the native pipeline needs the bindings
 
     path = rootfs_or_dbpath
@@ -88,8 +101,9 @@ def rpm_components(rootfs_or_dbpath):
     else:
         dbpath = find_dbpath(path)
     if dbpath is None:
-        return []
+        return [], {}
     result = []
+    licenses = {}
     with _LOCK:
         rpm.addMacro('_dbpath', dbpath)
         try:
@@ -100,7 +114,7 @@ def rpm_components(rootfs_or_dbpath):
             except rpm.error as exc:
                 raise BackendError('Cannot read the rpmdb of the image: %s' % exc)
             for hdr in headers:
-                fields = hdr.sprintf(_FMT).split('\x1f')
+                fields = hdr.sprintf(_FMT).split('\x1f', 6 + len(SIG_TAGS))
                 name, ver, rel, arch, epoch, sigmd5 = fields[:6]
                 if name == 'gpg-pubkey':
                     continue
@@ -109,13 +123,14 @@ def rpm_components(rootfs_or_dbpath):
                     'type': 'rpm', 'name': name, 'version': ver, 'release': rel,
                     'epoch': int(epoch) if epoch is not None else None,
                     'arch': arch, 'sigmd5': _none(sigmd5),
-                    'signature': _signature(fields[6:]),
+                    'signature': _signature(fields[6:6 + len(SIG_TAGS)]),
                 })
+                licenses[nvra(result[-1])] = _none(fields[-1])
             ts.closeDB()
         finally:
             rpm.delMacro('_dbpath')
     result.sort(key=lambda c: (c['name'], c['version'], c['release'], c['arch']))
-    return result
+    return result, licenses
 
 
 def host_components():
