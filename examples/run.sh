@@ -68,6 +68,9 @@ Both example images were built and pushed to $registry.
     $OUT/base/metadata.json
     $OUT/app/metadata.json
   Summaries: $OUT/base/summary.json, $OUT/app/summary.json
+  SBOM and provenance (SPDX 2.3, in-toto/SLSA v1), next to each metadata.json:
+    $OUT/base/sbom-*.spdx.json $OUT/base/provenance-*.intoto.json
+    $OUT/app/sbom-*.spdx.json  $OUT/app/provenance-*.intoto.json
   Logs:      $OUT/base/logs/, $OUT/app/logs/
 DONE
 if [ "${KCB_KEEP_REGISTRY:-0}" = 1 ]; then

@@ -223,3 +223,20 @@ def attach(registry, repository, docs, log_line=None):
                                    % (repository, tag, served, kind, digest_of(manifest)))
             if log_line:
                 log_line('Attached %s to %s' % (name, registry.pullspec(repository, tag)))
+
+
+# ------------------------------------------------------------------ local command
+
+def local_documents(results, identity, source, commit, target, options, repo_urls=(),
+                    repo_files=()):
+    """Documents of a `koji-containerbuild build` run (builder id `local`)."""
+    from koji_containerbuild.scmurl import redact
+
+    inputs = arch_inputs(None, [redact(u) for u in repo_urls], repo_files)
+    for result in results:
+        result.setdefault('supply_chain', inputs)
+    build = {'builder_id': 'local', 'source': redact(source), 'commit': commit,
+             'target': target, 'dockerfile': 'Dockerfile',
+             'options': dict((k, v) for k, v in sorted((options or {}).items())
+                             if v not in (None, False, [], ''))}
+    return documents(results, identity, build)

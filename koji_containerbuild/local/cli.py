@@ -26,7 +26,7 @@ gc.disable()
 try:
     import koji
 
-    from koji_containerbuild import buildah, cg, native_build, source
+    from koji_containerbuild import buildah, cg, native_build, source, supply_chain
     from koji_containerbuild.errors import ConfigError, OptionError, SourceError
     from koji_containerbuild.options import RELEASE_PATTERN, URL_PATTERN
     from koji_containerbuild.registry import Registry, check_repository
@@ -300,8 +300,18 @@ def run_build(args):
             identity, src, getpass.getuser(), None, start, time.time(), results, index=index,
             logs=logs.paths(), yum_repourls=args.repo_urls or None,
             parent_image_builds=dict((k, None) for k in parent['parent_pullspecs'].values()))
+        # SBOM + provenance: next to metadata.json, and outputs of the import like in Koji
+        docs = supply_chain.local_documents(
+            results, identity, src, commit, args.target,
+            {'release': args.release, 'scratch': args.scratch, 'yum_repourls': args.repo_urls},
+            args.repo_urls, repo_files)
+        supply_chain.add_to_metadata(metadata, docs)
         cg.write_import_dir(os.path.join(output, 'import'), metadata, results, logs.paths())
+        supply_chain.write(os.path.join(output, 'import'), docs)
         summary = _summary(identity, src, results, index, tags, output, dropped, args)
+        summary['supply_chain'] = supply_chain.write(output, docs)
+        if registry is not None:
+            supply_chain.attach(registry, identity.name, docs)
         with open(os.path.join(output, 'metadata.json'), 'w') as f:
             f.write(cg.dumps(metadata))
         with open(os.path.join(output, 'summary.json'), 'w') as f:
@@ -367,6 +377,9 @@ def _print_summary(summary):
         out.write('  pull: %s\n' % spec)
     out.write('  metadata: %s\n' % summary['metadata'])
     out.write('  summary:  %s\n' % os.path.join(summary['output_dir'], 'summary.json'))
+    for path in summary.get('supply_chain') or []:
+        out.write('  %s %s\n' % ('sbom:      ' if path.endswith('.spdx.json')
+                                 else 'provenance:', path))
     if summary['dropped_tags']:
         out.write('  dropped invalid additional tags: %s\n' % ', '.join(summary['dropped_tags']))
 

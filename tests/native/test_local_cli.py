@@ -57,7 +57,8 @@ def test_local_build_base_and_layered(examples, own_registry, tmp_path, capsys):
     meta = json.loads((out / 'metadata.json').read_text())
     assert meta['build']['release'] == '1'
     assert sorted(os.listdir(out / 'import')) == sorted(
-        [meta['output'][0]['filename'], 'x86_64.log', 'metadata.json'])
+        [meta['output'][0]['filename'], 'x86_64.log', 'metadata.json',
+         'sbom-x86_64.spdx.json', 'provenance-x86_64.intoto.json'])
     assert json.loads((out / 'import' / 'metadata.json').read_text()) == meta
     assert (out / 'logs' / 'x86_64.log').read_text().count('STEP') >= 3
     base_id = meta['output'][0]['extra']['docker']['id']
