@@ -240,3 +240,51 @@ def local_documents(results, identity, source, commit, target, options, repo_url
              'options': dict((k, v) for k, v in sorted((options or {}).items())
                              if v not in (None, False, [], ''))}
     return documents(results, identity, build)
+
+
+# ------------------------------------------------------------------ Koji builds
+
+def koji_documents(hub, task_id, plan, dockerfile, arch_results, arch_tasks,
+                   parent_build=None, parent_image_builds=None, build_id=None,
+                   unique_tag=None, content_generator=None):
+    """Documents of a native buildContainer task (builder id: the hub and the task)."""
+    from koji_containerbuild.scmurl import redact
+
+    opts = dict(plan.opts or {})
+    opts['scratch'] = bool(plan.scratch)
+    opts['isolated'] = bool(plan.isolated)
+    options = {}
+    for key in BUILD_OPTIONS:
+        value = opts.get(key)
+        if value in (None, [], '', {}):
+            continue
+        if key == 'yum_repourls':
+            value = [redact(u) for u in value]
+        options[key] = value
+    internal = {'nvr': plan.identity.nvr, 'task_id': task_id,
+                'build_tag': plan.target.get('build_tag_name'),
+                'unique_tag': unique_tag, 'content_generator': content_generator}
+    if build_id is not None:
+        internal['build_id'] = build_id
+    build = {'builder_id': '%s#task=%s' % (hub, task_id), 'hub': hub,
+             'arch_tasks': dict(arch_tasks or {}), 'source': plan.checkout.source,
+             'commit': plan.checkout.commit, 'target': plan.target['name'],
+             'dockerfile': dockerfile, 'options': options,
+             'internal': dict((k, v) for k, v in internal.items() if v is not None)}
+    return documents(arch_results, plan.identity, build, parent_image_builds, parent_build)
+
+
+def attach_with_retries(registry, repository, docs, log_line, delays=(2, 5, 15, 30),
+                        sleep=None):
+    """attach(), retrying registry errors (PUTs of the same bytes are idempotent)."""
+    import time
+
+    sleep = sleep or time.sleep
+    for delay in tuple(delays) + (None,):
+        try:
+            return attach(registry, repository, docs, log_line)
+        except BackendError as exc:
+            if delay is None:
+                raise
+            log_line('attaching SBOM/provenance failed, retrying in %ss: %s' % (delay, exc))
+            sleep(delay)

@@ -11,7 +11,8 @@ import re
 
 import koji
 
-from koji_containerbuild import native_build, registry as registry_mod, scmurl, source
+from koji_containerbuild import (native_build, registry as registry_mod, scmurl, source,
+                                 supply_chain)
 from koji_containerbuild.backends import native_config
 from koji_containerbuild.backends.native_common import short
 from koji_containerbuild.errors import BackendError, OptionError
@@ -36,9 +37,13 @@ def _check_params(arch, params):
     return params
 
 
+def koji_repo_baseurl(topurl, build_tag, repo_id, arch):
+    return '%s/repos/%s/%s/%s/' % (topurl.rstrip('/'), build_tag, repo_id, arch)
+
+
 def koji_repo_file(path, topurl, build_tag, repo_id, arch):
     """Write the .repo file for the build tag's Koji repo of `arch`; return its path."""
-    baseurl = '%s/repos/%s/%s/%s/' % (topurl.rstrip('/'), build_tag, repo_id, arch)
+    baseurl = koji_repo_baseurl(topurl, build_tag, repo_id, arch)
     name = re.sub(r'[^\w.-]', '_', 'koji-%s-%s' % (build_tag, repo_id))
     with open(path, 'w') as f:
         f.write('[%s]\nname=Koji repo %s (%s) %s\nbaseurl=%s\nenabled=1\ngpgcheck=0\n'
@@ -186,10 +191,17 @@ class ArchBuild(object):
                                           vcs_ref=params['labels'].get('vcs-ref'))
         settings = self.native.build_settings(storage)
         log_line('Building %s for %s in task %s' % (ident['nvr'], self.arch, self.handler.id))
-        return native_build.build_arch(
+        result = native_build.build_arch(
             srcdir, dockerfile, self.arch, ident, labels, repo_files, registry,
             params['repository'], params['unique_tag'], os.path.join(workdir, 'build'),
             log_line, settings)
+        # what the provenance lists as resolved: the Koji repo, each .repo file's digest
+        result['supply_chain'] = supply_chain.arch_inputs(
+            {'url': koji_repo_baseurl(self.handler.options.topurl, params['build_tag'],
+                                      params['repo_id'], self.arch),
+             'repo_id': params['repo_id'], 'build_tag': params['build_tag']},
+            [scmurl.redact(u) for u in params['yum_repourls']], repo_files[1:])
+        return result
 
     def _owner_id(self):
         try:

@@ -24,7 +24,8 @@ import time
 
 import koji
 
-from koji_containerbuild import cg, native_build, registry as registry_mod, source
+from koji_containerbuild import (cg, native_build, ownership, registry as registry_mod, source,
+                                 supply_chain)
 from koji_containerbuild.backends import native_config
 from koji_containerbuild.backends.native_children import Children
 from koji_containerbuild.backends.native_common import short
@@ -163,11 +164,14 @@ class ParentBuild(object):
                               scratch=self.scratch)
         if self.scratch:
             self._publish(arch_results, ('unique',))
+            self._attach_supply_chain(self._supply_docs(arch_results, child_of,
+                                                        (parent_build, None)))
             return self._result()
         parent_info = self._parent_images(arch_results, parent_build)
         build_id = self._import(arch_results, child_of, index, parent_info)
         # Only now may the NVR tag exist; floating tags wait for the Koji tag to succeed.
         self._publish_imported(arch_results, ('unique', 'primary'), build_id)
+        self._attach_supply_chain(self.supply_docs, build_id)
         self._tag_build(build_id)
         self._publish_imported(arch_results, ('floating',), build_id)
         return self._result(build_id)
@@ -399,6 +403,10 @@ class ParentBuild(object):
             submitter=self._submitter(), build_id=self.reservation.build_id,
             yum_repourls=opts.get('yum_repourls'), parent_image_builds=parent_image_builds,
             user_metadata=opts.get('userdata'), cg_name=self.native.content_generator)
+        self.supply_docs = self._supply_docs(arch_results, child_of, parent_info)
+        for name, data in supply_chain.files(self.supply_docs):
+            self._upload_bytes(workdir, upload_dir, name, data)
+        supply_chain.add_to_metadata(metadata, self.supply_docs)
         self._upload_bytes(workdir, upload_dir, 'metadata.json',
                            cg.dumps(metadata).encode('utf-8'))
         try:
@@ -411,6 +419,27 @@ class ParentBuild(object):
         self.reservation.imported = True
         self.logger.info('imported build %s (id %s)', self.identity.nvr, build['id'])
         return int(build['id'])
+
+    def _supply_docs(self, arch_results, child_of, parent_info):
+        """SBOM + provenance of every arch image (supply_chain.py)."""
+        return supply_chain.koji_documents(
+            self.handler.options.server, self.task_id, self.plan, self._dockerfile_relpath(),
+            arch_results, child_of, parent_build=parent_info[0],
+            parent_image_builds=parent_info[1], build_id=self.reservation.build_id,
+            unique_tag=self.unique, content_generator=self.native.content_generator)
+
+    def _attach_supply_chain(self, docs, build_id=None):
+        """Attach the documents to the per-arch images (after the import, like tags)."""
+        ownership.of_handler(self.handler).check('attach SBOM and provenance')
+        try:
+            supply_chain.attach_with_retries(self.registry, self.repository, docs,
+                                             self.logger.info, PUBLISH_RETRY_DELAYS)
+        except BackendError as exc:
+            if build_id is None:
+                raise
+            raise BackendError('%s was imported as build %s but its SBOM and provenance '
+                               'were not attached in the registry: %s'
+                               % (self.identity.nvr, build_id, short(exc)))
 
     def _submitter(self):
         try:
