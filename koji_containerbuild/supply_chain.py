@@ -27,7 +27,7 @@ EMPTY_CONFIG = b'{}'
 MEDIA_EMPTY = 'application/vnd.oci.empty.v1+json'
 # Options of a build request that change what is built (recorded as parameters).
 BUILD_OPTIONS = ('release', 'scratch', 'isolated', 'koji_parent_build', 'yum_repourls',
-                 'arch_override', 'build_args')
+                 'arch_override')
 
 
 def filename(kind, arch):
