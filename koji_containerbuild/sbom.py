@@ -61,13 +61,14 @@ def rpm_purl(comp):
 
 
 def _spdx_id(kind, text, used):
+    """A unique SPDX id from `text`; `used` counts each base (linear in the packages)."""
     base = 'SPDXRef-%s-%s' % (kind, _ID_RE.sub('-', text).strip('-') or 'x')
     ident = base
-    number = 1
     while ident in used:
-        number += 1
-        ident = '%s-%d' % (base, number)
-    used.add(ident)
+        used[base] += 1
+        ident = '%s-%d' % (base, used[base])
+    used[ident] = 1
+    used.setdefault(base, 1)
     return ident
 
 
@@ -109,7 +110,7 @@ def document_namespace(image):
 
 def document(image, rpms, parents, tool_version):
     """The SPDX 2.3 document as a dict."""
-    used = set(['SPDXRef-DOCUMENT'])
+    used = {'SPDXRef-DOCUMENT': 1}
     image_id = _spdx_id('image', image['arch'], used)
     image_pkg = _package(
         image_id, image['name'], image['version'],

@@ -74,9 +74,8 @@ def parents_of(result, parent_image_builds=None, parent_build=None):
     for image in sorted(set(images), key=images.index):
         host, repo, tag, digest = split_image(pinned.get(image) or image)
         if image in pinned:
+            # pinned by digest in the build registry: the tag is the one it was asked by
             tag = split_image(tagged.get(image) or image)[2]
-        else:
-            digest = digest or None
         key = tagged.get(image) or _pullable(image)
         koji_build = builds.get(key)
         if image == final and parent_build:
@@ -123,6 +122,7 @@ def documents(arch_results, identity, build, parent_image_builds=None, parent_bu
         prov_doc = provenance.statement(image, facts, parents, inputs)
         out.append({
             'arch': result['arch'],
+            'created': sbom_doc['creationInfo']['created'],
             'image': {'digest': result['manifest_digest'],
                       'media_type': result.get('manifest_media_type') or MEDIA_V2S2,
                       'size': result.get('manifest_size')},
@@ -210,11 +210,10 @@ def attach(registry, repository, docs, log_line=None):
     """Push every document as an artifact tagged `sha256-<hex>.sbom|.att`; read back."""
     registry.put_blob(repository, EMPTY_CONFIG)
     for doc in docs:
-        created = json.loads(doc['files']['sbom'][1])['creationInfo']['created']
         for kind in KINDS:
             name, data = doc['files'][kind]
             registry.put_blob(repository, data)
-            manifest = artifact_manifest(kind, data, name, doc['image'], created)
+            manifest = artifact_manifest(kind, data, name, doc['image'], doc['created'])
             tag = attachment_tag(doc['image']['digest'], kind)
             registry.put_manifest(repository, tag, MEDIA_OCI, manifest)
             served = registry.tag_digest(repository, tag)
@@ -232,13 +231,15 @@ def local_documents(results, identity, source, commit, target, options, repo_url
     """Documents of a `koji-containerbuild build` run (builder id `local`)."""
     from koji_containerbuild.scmurl import redact
 
-    inputs = arch_inputs(None, [redact(u) for u in repo_urls], repo_files)
+    urls = [redact(u) for u in repo_urls]
+    inputs = arch_inputs(None, urls, repo_files)
     for result in results:
         result.setdefault('supply_chain', inputs)
+    options = dict((k, v) for k, v in (options or {}).items() if v not in (None, False, [], ''))
+    if 'yum_repourls' in options:
+        options['yum_repourls'] = urls
     build = {'builder_id': 'local', 'source': redact(source), 'commit': commit,
-             'target': target, 'dockerfile': 'Dockerfile',
-             'options': dict((k, v) for k, v in sorted((options or {}).items())
-                             if v not in (None, False, [], ''))}
+             'target': target, 'dockerfile': 'Dockerfile', 'options': options}
     return documents(results, identity, build)
 
 

@@ -81,7 +81,8 @@ def arch_result(components, licenses):
         'parent_pinned': {'acme/base:1.0-1': 'registry.example.com/acme/base@sha256:' + '3' * 64},
         'buildroot': {'tools': [{'name': 'buildah', 'version': '1.28.2'}]},
         'started': 1714555812, 'finished': 1714556990,
-        'supply_chain': {'koji_repo': {'url': 'https://koji.example.com/kojifiles/repos/b/7/x86_64/',
+        'supply_chain': {'koji_repo': {'url': 'https://koji.example.com/kojifiles/repos/'
+                                              'b/7/x86_64/',
                                        'repo_id': 7, 'build_tag': 'b'}, 'yum_repos': []},
     }
 

@@ -1,5 +1,6 @@
 """SBOM and provenance content from ArchResult facts, checked by the maintained validators."""
 
+import hashlib
 import json
 
 import pytest
@@ -212,3 +213,32 @@ def test_the_validators_catch_bad_documents():
     assert "'id' is a required property" in text
     assert "'digest' is a required property" in text
     assert "'yesterday' does not match" in text
+
+
+def test_colliding_names_get_distinct_ids():
+    result = arch_result(n=5)
+    names = ['a', 'a', 'a-2', 'a', 'a+2']
+    for comp, name in zip(result['components'], names):
+        comp.update(name=name, version='1', release='1', arch='noarch', epoch=None)
+    spdx = json.loads(docs(result)[0]['files']['sbom'][1])
+    ids = [p['SPDXID'] for p in spdx['packages']]
+    assert len(ids) == len(set(ids)) == 8          # image, 2 parents, 5 RPMs
+    assert spdx_problems(docs(result)[0]['files']['sbom'][1]) == []
+
+
+def test_local_documents_keep_credentials_out(tmp_path):
+    repo = tmp_path / 'extra.repo'
+    repo.write_bytes(b'[x]\nbaseurl=http://example.com/\n')
+    url = 'https://user:s3cret@repos.example.com/extra.repo'
+    result = arch_result()
+    del result['supply_chain']
+    doc, = supply_chain.local_documents(
+        [result], IDENTITY, 'git+https://user:s3cret@git.example.com/app#' + 'c' * 40,
+        'c' * 40, 'local', {'yum_repourls': [url], 'scratch': True}, [url], [str(repo)])
+    text = b''.join(data for _name, data in supply_chain.files([doc]))
+    assert b's3cret' not in text
+    prov = json.loads(doc['files']['provenance'][1])
+    assert prov['predicate']['buildDefinition']['externalParameters']['options'] == {
+        'scratch': True, 'yum_repourls': ['https://***@repos.example.com/extra.repo']}
+    deps = prov['predicate']['buildDefinition']['resolvedDependencies']
+    assert deps[-1]['digest']['sha256'] == hashlib.sha256(repo.read_bytes()).hexdigest()

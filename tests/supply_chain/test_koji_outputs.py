@@ -149,3 +149,30 @@ def test_scratch_build_attaches_without_import(world_factory, git_server, rpm_ro
     tags = tags_of(registry_url, 'acme/sc-scratch')
     assert len([t for t in tags if t.endswith('.sbom')]) == 1
     assert len([t for t in tags if t.endswith('.att')]) == 1
+
+
+def test_attach_failure_after_import_names_the_build(world_factory, git_server, rpm_rootfs,
+                                                     monkeypatch):
+    from koji_containerbuild import supply_chain
+    from koji_containerbuild.backends import native_parent
+    from koji_containerbuild.errors import BackendError
+
+    calls = []
+
+    def refuse(*args):
+        calls.append(args)
+        raise BackendError('Registry 127.0.0.1: PUT manifest gave HTTP 500')
+    monkeypatch.setattr(supply_chain, 'attach', refuse)
+    monkeypatch.setattr(native_parent, 'PUBLISH_RETRY_DELAYS', (0,))
+    world = world_factory()
+    src, _sha = make_repo(git_server, 'sc-attach-fails', {
+        'Dockerfile': dockerfile(name='acme/sc-attach-fails'), 'rootfs.tar': rpm_rootfs})
+    with pytest.raises(BackendError) as info:
+        world.run_parent(src)
+    build = world.hub.getBuild('demo-container-1.0-1')
+    assert build['state'] == koji.BUILD_STATES['COMPLETE']
+    assert len(calls) == 2                                 # one retry
+    assert str(info.value).startswith(
+        'demo-container-1.0-1 was imported as build %d but its SBOM and provenance were '
+        'not attached in the registry: Registry 127.0.0.1: PUT manifest gave HTTP 500'
+        % build['id'])
