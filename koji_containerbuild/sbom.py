@@ -119,8 +119,8 @@ def document(image, rpms, parents, tool_version):
         'CONTAINER',
         checksums=[{'algorithm': 'SHA256',
                     'checksumValue': image['manifest_digest'].split(':', 1)[1]}],
-        comment='Koji build %s, %s image; config %s' % (image['nvr'], image['arch'],
-                                                       image['config_digest']))
+        comment='%s, %s image; config %s' % (image['nvr'], image['arch'],
+                                              image['config_digest']))
     image_pkg['builtDate'] = iso_time(image['finished'])
     packages = [image_pkg]
     relationships = [{'spdxElementId': 'SPDXRef-DOCUMENT', 'relationshipType': 'DESCRIBES',
