@@ -55,6 +55,8 @@ def resolved_dependencies(build, parents, inputs, goarch):
         if parent.get('digest'):
             dep['digest'] = _hex(parent['digest'])
         annotations = {'stage': 'final' if parent['final'] else 'build'}
+        if parent.get('config_digest'):
+            annotations['config_digest'] = parent['config_digest']
         if parent.get('koji_build'):
             annotations['koji_build'] = parent['koji_build']['nvr']
             annotations['koji_build_id'] = parent['koji_build']['id']

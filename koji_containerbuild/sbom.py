@@ -199,13 +199,17 @@ def _parent_package(parent, image, used):
     source_info = None
     if koji_build:
         source_info = 'Koji build %s (build id %s)' % (koji_build['nvr'], koji_build['id'])
+    role = 'an earlier build stage'
+    if parent['final']:
+        role = 'base of the final stage'
+        if parent.get('config_digest'):
+            role += ', config %s' % parent['config_digest']
     return _package(
         pid, name, version,
         oci_purl(name, parent.get('digest'), parent.get('registry'), image.get('goarch'),
                  None if parent.get('digest') else parent.get('tag')),
         'CONTAINER', checksums=checksums, source_info=source_info,
-        comment='FROM %s (%s)' % (parent['from'], 'base of the final stage' if parent['final']
-                                  else 'an earlier build stage'))
+        comment='FROM %s (%s)' % (parent['from'], role))
 
 
 def dumps(doc):

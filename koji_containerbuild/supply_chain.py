@@ -82,7 +82,10 @@ def parents_of(result, parent_image_builds=None, parent_build=None):
             koji_build = {'id': parent_build['id'], 'nvr': parent_build['nvr']}
         parents.append({'from': image, 'registry': host, 'repository': repo, 'tag': tag,
                         'digest': digest, 'final': image == final,
-                        'koji_build': koji_build or None})
+                        'koji_build': koji_build or None,
+                        # the base's image config digest (known even when not pinned)
+                        'config_digest': result.get('parent_id') if image == final
+                        else None})
     return parents
 
 

@@ -99,7 +99,10 @@ def test_provenance_content():
     base = [d for d in deps if d['name'] == 'FROM acme/base:1.0-1'][0]
     assert base['digest'] == {'sha256': '3' * 64}
     assert base['annotations'] == {'stage': 'final', 'koji_build': 'base-container-1.0-1',
-                                   'koji_build_id': 17}
+                                   'koji_build_id': 17, 'config_digest': 'sha256:' + '5' * 64}
+    golang = [d for d in deps if d['name'] == 'FROM golang:1.22'][0]
+    assert golang == {'name': 'FROM golang:1.22', 'uri': 'pkg:oci/golang?arch=amd64&tag=1.22',
+                      'annotations': {'stage': 'build'}}
     repo = [d for d in deps if d['name'] == 'koji-repo'][0]
     assert repo['annotations'] == {'build_tag': 'f40-build', 'repo_id': 77}
     assert repo['uri'].endswith('/repos/f40-build/77/x86_64/')
