@@ -1172,6 +1172,22 @@ class HubSessionDouble(object):
         build['completion_ts'] = time.time()
         del self._reservations[build_id]
 
+    def _api_cancelBuild(self, buildID, strict=False):
+        """kojihub cancelBuild: the build's owner or an admin; a BUILDING build becomes
+        CANCELED (its reservation is cleared), anything else gives False."""
+        build = self._build_lookup(buildID)
+        if build is None:
+            return False
+        user = self._users[self.user_id]
+        if build['owner_id'] != self.user_id and not user['_admin']:
+            raise koji.ActionNotAllowed('Cannot cancel build, not owner')
+        if build['state'] != BUILD['BUILDING']:
+            return False
+        build['state'] = BUILD['CANCELED']
+        build['completion_ts'] = time.time()
+        self._reservations.pop(build['id'], None)
+        return True
+
     def _load_metadata(self, metadata, directory):
         if isinstance(metadata, dict):
             return copy.deepcopy(metadata)
