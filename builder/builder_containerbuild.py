@@ -148,4 +148,5 @@ class CreateContainerTask(_ContainerTask):
             raise BackendError('createContainer tasks need backend = native on this builder '
                                '(%s has backend = %s)' % (config.path, config.backend))
         from koji_containerbuild.backends import native
-        return native.run_arch(self, config, *args, **kwargs)
+        # an orphan must not remove the work directory its task's re-run uses
+        return self.guarded(lambda: native.run_arch(self, config, *args, **kwargs))
