@@ -25,7 +25,7 @@ import time
 import koji
 
 from koji_containerbuild import cg, native_build, ownership, registry as registry_mod, source
-from koji_containerbuild.backends import native_config, native_rerun
+from koji_containerbuild.backends import native_cleanup, native_config, native_rerun
 from koji_containerbuild.backends.native_children import Children
 from koji_containerbuild.backends.native_common import short
 from koji_containerbuild.backends.native_reserve import (Reservation, intent_record,
@@ -110,6 +110,7 @@ class ParentBuild(object):
                                        fence=self.fence)
         self.start_time = int(time.time())
         self.tags = None    # known once the release is (auto-release)
+        self.list_digest = None   # the manifest list, once stored by digest
 
     def pullspec(self, ref):
         return self.registry.pullspec(self.repository, ref)
@@ -120,17 +121,33 @@ class ParentBuild(object):
         try:
             return self._run()
         except (KeyboardInterrupt, SystemExit):
-            # kojid cancels by signals; about 3 s until SIGKILL: refund first.
+            # kojid cancels by signals; about 3 s until SIGTERM: refund first.
             self.reservation.refund(canceled=True)
+            self._remove_leftovers()
             raise
         except koji.GenericError:
             self.reservation.refund(canceled=False)
+            self._remove_leftovers()
             raise
         except Exception as exc:
             self.reservation.refund(canceled=False)
+            self._remove_leftovers()
             self.logger.exception('native build failed')
             raise BackendError('Native build failed: %s: %s' % (type(exc).__name__,
                                                                 short(exc)))
+
+    def _remove_leftovers(self):
+        """What a build that did not complete pushed (native_cleanup): never for an
+        imported build (its tags are the build's), never from an orphan."""
+        if self.reservation.imported or self.fence.orphaned():
+            return
+        try:
+            native_cleanup.delete_left(
+                self.registry, self.repository,
+                native_cleanup.arch_tags(self.unique, self.plan.arches), self.logger,
+                digests=[self.list_digest])
+        except Exception as exc:   # cleanup must not hide the build's own error
+            self.logger.warning('registry cleanup failed: %s', short(exc))
 
     def _refuse_unsupported(self):
         opts = self.plan.opts or {}
@@ -353,6 +370,7 @@ class ParentBuild(object):
         """Store the list untagged: the registry validates it, nothing is published."""
         data, digest = cg.manifest_list_for(arch_results)
         self.fence.check('the manifest list PUT')
+        self.list_digest = digest
         self.registry.put_manifest(self.repository, digest, registry_mod.MEDIA_LIST, data)
         self.logger.info('manifest list %s stored by digest', digest)
         return digest
@@ -492,7 +510,9 @@ def run_binary(handler, plan, config):
     if callable(plan):
         done = settle_earlier(handler.session, handler.id, native.content_generator,
                               handler.logger)
-        if done is not None:
-            return native_rerun.finish(handler, native, *done)
+        if done is not None and done[0] == 'imported':
+            return native_rerun.finish(handler, native, done[1], done[2])
+        if done is not None and done[0] == 'refunded':
+            native_cleanup.remove_earlier(handler, native, done[2])
         plan = plan()
     return ParentBuild(handler, plan, config, native).run()

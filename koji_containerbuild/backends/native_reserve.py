@@ -138,28 +138,31 @@ def imported_by(build, task_id):
 
 
 def settle_earlier(session, task_id, cg_name, logger):
-    """Deal with what an earlier run of this task left; returns (build, record) when that
-    run's build is already imported (the re-run must only finish it), else None."""
+    """Deal with what an earlier run of this task left. Returns None (nothing found), or
+    (what, build, record): what is 'imported' (the re-run must only finish `build`),
+    'refunded' (its reservation is cancelled now) or 'other' (left as it is)."""
     record = earlier_reservation(session, task_id, cg_name, logger)
     if record is None:
         return None
     if record.get('build_id') is None:
-        _cancel_unrecorded(session, task_id, cg_name, record, logger)
-        return None
+        cancelled = _cancel_unrecorded(session, task_id, cg_name, record, logger)
+        return ('refunded' if cancelled else 'other'), None, record
     build = session.getBuild(record['build_id'])
     if not build or build['nvr'] != record['nvr']:
-        return None
+        return 'other', build, record
     if imported_by(build, task_id):
         logger.info('re-run: build %s (id %s) was already imported by this task',
                     build['nvr'], build['id'])
-        return build, record
-    if build['state'] == koji.BUILD_STATES['BUILDING'] \
-            and not _refund(session, cg_name, record, logger):
-        # an orphan of the earlier run may have imported it just now
-        build = session.getBuild(record['build_id'])
-        if imported_by(build, task_id) and build['nvr'] == record['nvr']:
-            return build, record
-    return None
+        return 'imported', build, record
+    if build['state'] != koji.BUILD_STATES['BUILDING']:
+        return 'other', build, record
+    if _refund(session, cg_name, record, logger):
+        return 'refunded', build, record
+    # an orphan of the earlier run may have imported it just now
+    build = session.getBuild(record['build_id'])
+    if imported_by(build, task_id) and build['nvr'] == record['nvr']:
+        return 'imported', build, record
+    return 'other', build, record
 
 
 def refund_earlier(session, task_id, cg_name, logger):
@@ -193,12 +196,12 @@ def _cancel_unrecorded(session, task_id, cg_name, record, logger):
     answer: cancel the BUILDING build it may have reserved (no token: cancelBuild)."""
     build = session.getBuild(record['nvr'])
     if not build or build['state'] != koji.BUILD_STATES['BUILDING']:
-        return
+        return False
     try:
         user = session.getUser() or {}
     except koji.GenericError as exc:
         logger.warning('cannot tell who reserved %s: %s', record['nvr'], short(exc))
-        return
+        return False
     created = build.get('creation_ts') or 0
     ours = (build.get('cg_name') == cg_name and not build.get('task_id')
             and build.get('owner_id') == user.get('id')
@@ -206,7 +209,7 @@ def _cancel_unrecorded(session, task_id, cg_name, record, logger):
     if not ours:
         logger.info('re-run: %s is BUILDING but not as reserved by this task; left alone',
                     record['nvr'])
-        return
+        return False
     try:
         session.cancelBuild(build['id'])
     except koji.GenericError as exc:
@@ -214,6 +217,7 @@ def _cancel_unrecorded(session, task_id, cg_name, record, logger):
         logger.warning('build %s (id %s) may have been reserved by a killed run of this '
                        'task and could not be cancelled: %s (koji cancel-build %s)',
                        record['nvr'], build['id'], short(exc), build['id'])
-        return
+        return False
     logger.info('re-run: cancelled build %s (id %s), reserved by the killed earlier run '
                 'before it could record the reservation', record['nvr'], build['id'])
+    return True

@@ -127,7 +127,7 @@ def test_intent_of_another_reservation_is_left_alone(world):
     path.write_text(json.dumps(record))
     hub.uploadWrapper(str(path), koji.pathinfo.taskrelpath(task_id), 'reservation.json')
     assert native_reserve.settle_earlier(hub, task_id, 'koji-containerbuild',
-                                         world.logger) is None
+                                         world.logger)[0] == 'other'
     assert hub.getBuild('demo-container-2.0-1')['state'] == BUILD['BUILDING']
     assert not hub.calls_of('cancelBuild')
 
