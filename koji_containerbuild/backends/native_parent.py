@@ -207,7 +207,8 @@ class ParentBuild(object):
             write_record(self.handler, intent_record(
                 self.identity.nvr, self.native.content_generator, self.task_id))
             try:
-                self.reservation.reserve(self.identity)
+                self.reservation.reserve(self.identity, task_id=self.task_id,
+                                         owner=self.plan.owner)
                 self._record_reservation()
                 return
             except BackendError:

@@ -11,17 +11,16 @@ What a re-run does with the record of an earlier run of the same task id (settle
 - build still BUILDING: refunded as CANCELED before the plan's checks (which refuse a
   BUILDING NVR); reserving the same NVR again recycles the same build id (Koji reuses a
   CANCELED build without archives);
-- only the intent (killed between CGInitBuild and the record): a BUILDING build of that
-  NVR reserved by this content generator and this builder user after the intent is
-  cancelled with cancelBuild (allowed to the build's owner, i.e. the user who reserved
-  it), so the NVR never stays BUILDING for good.
+- only the intent (killed between CGInitBuild and the record): the BUILDING build of that
+  NVR whose extra names this task (Reservation.reserve puts it there) is cancelled with
+  cancelBuild (allowed to the build's owner, i.e. the builder user that reserved it), so
+  the NVR never stays BUILDING for good.
 The token is readable by whoever can read the task's output; it only works with
 CGImport/CGRefundBuild, which also require access to this content generator.
 """
 
 import json
 import os
-import time
 
 import koji
 
@@ -30,7 +29,7 @@ from koji_containerbuild.errors import BackendError
 
 RESERVATION_FILE = 'reservation.json'
 MAX_RESERVATION_FILE = 64 * 1024
-CLOCK_SKEW = 300      # seconds of builder/hub clock difference tolerated for intents
+EXTRA_KEY = 'koji_containerbuild'     # build.extra of a reservation: {task_id, owner}
 
 
 class Reservation(object):
@@ -50,11 +49,16 @@ class Reservation(object):
         self.imported = False
         self.refunded = False
 
-    def reserve(self, identity):
+    def reserve(self, identity, task_id=None, owner=None):
+        """CGInitBuild. Koji makes the caller (the builder's user) the reserved build's
+        owner whatever `data` says; `extra` is kept, so the build names its task and the
+        user it is for (shown in Koji web; replaced by the import's extra)."""
         if self.fence is not None:
             self.fence.check('CGInitBuild of %s' % identity.nvr)
         data = {'name': identity.component, 'version': identity.version,
                 'release': identity.release}
+        if task_id is not None:
+            data['extra'] = {EXTRA_KEY: {'task_id': task_id, 'owner': owner}}
         try:
             info = self.session.CGInitBuild(self.cg_name, data)
         except koji.AuthError as exc:
@@ -99,7 +103,7 @@ def write_record(handler, record):
 def intent_record(nvr, cg_name, task_id):
     """What is recorded right before CGInitBuild (no build id yet)."""
     return {'intent': True, 'nvr': nvr, 'cg': cg_name, 'task_id': task_id,
-            'time': int(time.time()), 'build_id': None, 'token': None}
+            'build_id': None, 'token': None}
 
 
 def earlier_reservation(session, task_id, cg_name, logger):
@@ -119,9 +123,6 @@ def earlier_reservation(session, task_id, cg_name, logger):
         logger.warning('ignoring a malformed %s of an earlier run', RESERVATION_FILE)
         return None
     if record.get('intent') is True and record.get('build_id') is None:
-        if type(record.get('time')) is not int:
-            logger.warning('ignoring a malformed %s of an earlier run', RESERVATION_FILE)
-            return None
         return record
     if not (type(record.get('build_id')) is int and isinstance(record.get('token'), str)):
         logger.warning('ignoring a malformed %s of an earlier run', RESERVATION_FILE)
@@ -191,31 +192,29 @@ def _refund(session, cg_name, record, logger):
     return True
 
 
+def reserved_for(build):
+    """The task id a reservation's build.extra names (Reservation.reserve), or None."""
+    mark = (build.get('extra') or {}).get(EXTRA_KEY) if build else None
+    return mark.get('task_id') if isinstance(mark, dict) else None
+
+
 def _cancel_unrecorded(session, task_id, cg_name, record, logger):
     """The earlier run was killed between its intent and the record of CGInitBuild's
-    answer: cancel the BUILDING build it may have reserved (no token: cancelBuild)."""
+    answer: cancel the BUILDING build it reserved (no token, so cancelBuild: allowed to
+    the build's owner, the builder user that reserved it). True if cancelled."""
     build = session.getBuild(record['nvr'])
     if not build or build['state'] != koji.BUILD_STATES['BUILDING']:
         return False
-    try:
-        user = session.getUser() or {}
-    except koji.GenericError as exc:
-        logger.warning('cannot tell who reserved %s: %s', record['nvr'], short(exc))
-        return False
-    created = build.get('creation_ts') or 0
-    ours = (build.get('cg_name') == cg_name and not build.get('task_id')
-            and build.get('owner_id') == user.get('id')
-            and created >= record['time'] - CLOCK_SKEW)
-    if not ours:
-        logger.info('re-run: %s is BUILDING but not as reserved by this task; left alone',
+    if build.get('cg_name') != cg_name or reserved_for(build) != task_id:
+        logger.info('re-run: %s is BUILDING but not reserved for this task; left alone',
                     record['nvr'])
         return False
     try:
         session.cancelBuild(build['id'])
     except koji.GenericError as exc:
         # e.g. the re-run runs on another builder (another user): the admin must act
-        logger.warning('build %s (id %s) may have been reserved by a killed run of this '
-                       'task and could not be cancelled: %s (koji cancel-build %s)',
+        logger.warning('build %s (id %s) was reserved by a killed run of this task and '
+                       'could not be cancelled: %s (koji cancel-build %s)',
                        record['nvr'], build['id'], short(exc), build['id'])
         return False
     logger.info('re-run: cancelled build %s (id %s), reserved by the killed earlier run '

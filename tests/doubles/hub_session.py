@@ -1147,7 +1147,9 @@ class HubSessionDouble(object):
         reuse = self._check_nvr_free(data, for_reservation=True)
         build = self._create_build({'name': data['name'], 'version': data['version'],
                                     'release': data['release'], 'epoch': data.get('epoch'),
-                                    'draft': data.get('draft', False), 'extra': None,
+                                    'draft': data.get('draft', False),
+                                    # kojihub new_build keeps data's extra
+                                    'extra': data.get('extra'),
                                     'state': BUILD['BUILDING']},
                                    self.user_id, cg=cg, build_id=reuse)
         token = hashlib.sha256(os.urandom(32)).hexdigest()

@@ -105,6 +105,10 @@ def test_kill_between_reservation_and_record_leaves_no_building_nvr(
     hub = world.hub
     reserved = hub.getBuild('demo-container-1.0-1')
     assert reserved['state'] == BUILD['BUILDING']
+    # Koji makes the builder's user the owner of a reservation; its extra names the task
+    # and the user it is for (Koji web shows it)
+    assert reserved['extra'] == {'koji_containerbuild': {'task_id': task_id,
+                                                         'owner': 'alice'}}
     monkeypatch.setattr(HubSessionDouble, '_api_CGInitBuild', real)
     _tid, result = world.run_parent(src, task_id=task_id)
     assert [tuple(a) for a, _k in hub.calls_of('cancelBuild')] == [(reserved['id'],)]
@@ -113,13 +117,14 @@ def test_kill_between_reservation_and_record_leaves_no_building_nvr(
 
 
 def test_intent_of_another_reservation_is_left_alone(world):
-    """An intent whose NVR is BUILDING for someone else (another user's reservation, or
-    one older than the intent) is not cancelled."""
+    """An intent whose NVR is BUILDING but reserved for another task (its extra names
+    that task) is not cancelled."""
     from koji_containerbuild.backends import native_reserve
     hub = world.hub
     task_id = hub.add_task('buildContainer', [], owner='alice')
-    hub.add_build('demo-container-2.0-1', state=BUILD['BUILDING'], owner='bob',
-                  cg='koji-containerbuild')
+    hub.add_build('demo-container-2.0-1', state=BUILD['BUILDING'],
+                  cg='koji-containerbuild',
+                  extra={'koji_containerbuild': {'task_id': task_id + 1, 'owner': 'bob'}})
     path = world.tmp / 'intent.json'
     import json
     record = native_reserve.intent_record('demo-container-2.0-1', 'koji-containerbuild',
