@@ -7,7 +7,7 @@ They are removed where the registry allows deletion (docker-distribution:
 `storage: delete: enabled: true`), by deleting the manifest by digest (the registry API
 has no "untag"): only digests this build pushed, found through its own unique tags.
 Where the registry refuses (HTTP 405, deletion disabled) the tags are listed for the
-admin in the task's log (docs/native-koji.md: "Leftover tags").
+admin in kojid's log (docs/native-koji.md, section 6 "Leftover tags").
 """
 
 from koji_containerbuild import registry as registry_mod
@@ -49,7 +49,7 @@ def delete_left(registry, repository, tags, logger, digests=()):
                            'deletion is disabled' if status == 405 else status)
     if left:
         logger.warning('registry references left by this build (remove them by hand, see '
-                       '"Leftover tags" in docs/native-koji.md): %s', ', '.join(left))
+                       'section 6 of docs/native-koji.md): %s', ', '.join(left))
     return left
 
 
