@@ -203,12 +203,15 @@ class ParentBuild(object):
             if auto and not self._nvr_free():
                 self.identity.release = bump_release(self.identity.release)
                 continue
-            # the intent first: a kill before the answer is recorded still leaves a trace
+            # the intent first: a kill before the answer is recorded still leaves a trace.
+            # An orphan writes nothing: it would overwrite the re-run's record.
+            self.fence.check('recording the reservation intent', hub=False)
             write_record(self.handler, intent_record(
                 self.identity.nvr, self.native.content_generator, self.task_id))
             try:
                 self.reservation.reserve(self.identity, task_id=self.task_id,
                                          owner=self.plan.owner)
+                self.fence.check('recording the reservation', hub=False)
                 self._record_reservation()
                 return
             except BackendError:

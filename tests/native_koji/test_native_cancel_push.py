@@ -49,6 +49,7 @@ def test_cancel_during_run_pushes_nothing(world, kojid, registry_url, git_server
     assert registry_tags(registry_url, 'acme/cancel-run') == []
     assert 'Pushing' not in task_log(world.hub, task_id)
     assert storage_left(world) == []
+    assert not [p for p in _pids() if _cmdline(p).startswith('/bin/busybox sleep 60')]
 
 
 @needs_buildah
@@ -66,8 +67,9 @@ def test_orphan_stops_its_build_and_pushes_nothing(world, kojid, registry_url, g
     assert world.hub.task(task_id)['state'] == koji.TASK_STATES['OPEN']
     assert os.path.isdir(task_workdir(world.options, task_id))
     assert storage_left(world) == []
-    # no buildah of the orphan is left running
+    # no buildah of the orphan is left running, nor the RUN step's sleep
     assert not [p for p in _buildah_pids() if str(world.storage_root) in _cmdline(p)]
+    assert not [p for p in _pids() if _cmdline(p).startswith('/bin/busybox sleep 60')]
 
 
 def _zombie(pid):
@@ -86,5 +88,9 @@ def _cmdline(pid):
         return ''
 
 
+def _pids():
+    return [int(p) for p in os.listdir('/proc') if p.isdigit()]
+
+
 def _buildah_pids():
-    return [int(p) for p in os.listdir('/proc') if p.isdigit() and 'buildah' in _cmdline(int(p))]
+    return [p for p in _pids() if 'buildah' in _cmdline(p)]
