@@ -177,3 +177,29 @@ def _zombie(pid):
             return f.read().rsplit(')', 1)[1].split()[0] == 'Z'
     except OSError:
         return True
+
+
+def test_orphan_neither_reserves_nor_refunds(world):
+    """The reservation's own fence: an orphan (its parent is no longer kojid) may not call
+    CGInitBuild, and leaves a reservation it holds to the re-run of its task."""
+    from koji_containerbuild import ownership, source
+    from koji_containerbuild.backends import native_reserve
+    from koji_containerbuild.backends.retry import TaskLost
+    hub = world.hub
+    task_id = hub.add_task('buildContainer', [], owner='alice')
+    owned = ownership.TaskOwnership(task_id, hub)
+    res = native_reserve.Reservation(hub, 'koji-containerbuild', world.logger, fence=owned)
+    ident = source.image_identity({'com.redhat.component': 'demo-container',
+                                   'name': 'acme/fence', 'version': '3.0', 'release': '1'})
+    build_id = res.reserve(ident, task_id=task_id, owner='alice')
+    res.fence = ownership.TaskOwnership(task_id, hub, parent_pid=-1)     # kojid gone
+    res.refund(canceled=True)
+    assert hub.getBuild(build_id)['state'] == BUILD['BUILDING']
+    assert not hub.calls_of('CGRefundBuild')
+    other = native_reserve.Reservation(hub, 'koji-containerbuild', world.logger,
+                                       fence=res.fence)
+    with pytest.raises(TaskLost):
+        other.reserve(source.image_identity({'com.redhat.component': 'demo-container',
+                                             'name': 'acme/fence', 'version': '3.0',
+                                             'release': '2'}), task_id=task_id)
+    assert len(hub.calls_of('CGInitBuild')) == 1
