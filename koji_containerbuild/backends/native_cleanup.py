@@ -61,12 +61,13 @@ def _delete_manifest(registry, repository, digest):
         return resp.status_code
 
 
-def remove_earlier(handler, native, record):
+def remove_earlier(handler, native, record, unique_too=False):
     """The per-arch tags a killed earlier run of this task may have pushed (from its
-    reservation record; the re-run builds under a new unique tag)."""
+    reservation record; the re-run builds under a new unique tag), and with unique_too
+    its unique tag (a scratch build's only result, lost with the killed run)."""
     tags = (record.get('tags') or {}).get('unique') or []
     if not (tags and record.get('repository') and record.get('arches')):
         return []
     registry = registry_mod.Registry(native.registry, **native.registry_kwargs())
-    return delete_left(registry, record['repository'], arch_tags(tags[0], record['arches']),
-                       handler.logger)
+    refs = arch_tags(tags[0], record['arches']) + (tags[:1] if unique_too else [])
+    return delete_left(registry, record['repository'], refs, handler.logger)

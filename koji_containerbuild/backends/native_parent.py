@@ -198,6 +198,10 @@ class ParentBuild(object):
                 {'name': self.identity.component, 'version': self.identity.version})
             self.logger.info('auto-release: %s', self.identity.nvr)
         if self.scratch:
+            # no reservation; the record lets a re-run remove what this run pushed
+            self.fence.check('recording the scratch build', hub=False)
+            write_record(self.handler, dict(self._record_base(), scratch=True,
+                                            build_id=None, token=None))
             return
         for _attempt in range(MAX_RELEASE_TRIES):
             if auto and not self._nvr_free():
@@ -231,12 +235,14 @@ class ParentBuild(object):
         """Keep the reservation on the hub for a re-run of this task (native_reserve),
         with what a re-run needs to finish an imported build (native_rerun)."""
         res = self.reservation
-        record = {'build_id': res.build_id, 'token': res.token, 'nvr': self.identity.nvr,
-                  'cg': self.native.content_generator, 'task_id': self.task_id,
-                  'repository': self.repository, 'tags': self._tag_plan(),
-                  'arches': list(self.plan.arches),
-                  'dest_tag': self.plan.target['dest_tag']}
-        write_record(self.handler, record)
+        write_record(self.handler, dict(self._record_base(), build_id=res.build_id,
+                                        token=res.token))
+
+    def _record_base(self):
+        return {'nvr': self.identity.nvr, 'cg': self.native.content_generator,
+                'task_id': self.task_id, 'repository': self.repository,
+                'tags': self._tag_plan(), 'arches': list(self.plan.arches),
+                'dest_tag': self.plan.target['dest_tag']}
 
     def _nvr_free(self):
         build = self.session.getBuild(self.identity.nvr)
@@ -516,7 +522,8 @@ def run_binary(handler, plan, config):
                               handler.logger)
         if done is not None and done[0] == 'imported':
             return native_rerun.finish(handler, native, done[1], done[2])
-        if done is not None and done[0] == 'refunded':
-            native_cleanup.remove_earlier(handler, native, done[2])
+        if done is not None and done[0] in ('refunded', 'scratch'):
+            native_cleanup.remove_earlier(handler, native, done[2],
+                                          unique_too=done[0] == 'scratch')
         plan = plan()
     return ParentBuild(handler, plan, config, native).run()

@@ -3,7 +3,8 @@
 A kojid restart re-runs the task id from the start in a new process with a new work
 directory, so the reservation is kept in the task's output on the hub
 (reservation.json), in two steps: the intent (NVR, no id yet) right before CGInitBuild,
-then the build id, token, repository, tags and destination tag right after it.
+then the build id, token, repository, tags and destination tag right after it. A
+scratch build records its repository and tags only (a re-run removes what it pushed).
 
 What a re-run does with the record of an earlier run of the same task id (settle_earlier):
 - build COMPLETE and imported by this task: nothing is built again; the re-run finishes
@@ -122,7 +123,8 @@ def earlier_reservation(session, task_id, cg_name, logger):
             and record.get('cg') == cg_name):
         logger.warning('ignoring a malformed %s of an earlier run', RESERVATION_FILE)
         return None
-    if record.get('intent') is True and record.get('build_id') is None:
+    if (record.get('intent') is True or record.get('scratch') is True) \
+            and record.get('build_id') is None:
         return record
     if not (type(record.get('build_id')) is int and isinstance(record.get('token'), str)):
         logger.warning('ignoring a malformed %s of an earlier run', RESERVATION_FILE)
@@ -141,10 +143,13 @@ def imported_by(build, task_id):
 def settle_earlier(session, task_id, cg_name, logger):
     """Deal with what an earlier run of this task left. Returns None (nothing found), or
     (what, build, record): what is 'imported' (the re-run must only finish `build`),
-    'refunded' (its reservation is cancelled now) or 'other' (left as it is)."""
+    'refunded' (its reservation is cancelled now), 'scratch' (a scratch build: nothing
+    in Koji) or 'other' (left as it is)."""
     record = earlier_reservation(session, task_id, cg_name, logger)
     if record is None:
         return None
+    if record.get('scratch') is True:
+        return 'scratch', None, record
     if record.get('build_id') is None:
         cancelled = _cancel_unrecorded(session, task_id, cg_name, record, logger)
         return ('refunded' if cancelled else 'other'), None, record

@@ -64,22 +64,25 @@ def test_registry_without_deletion_lists_the_leftovers(world_factory, registry_u
 
 
 @needs_buildah
+@pytest.mark.parametrize('scratch', [False, True])
 def test_rerun_removes_what_the_killed_run_pushed(tmp_path, deleting_registry, git_server,
-                                                  small_rootfs):
+                                                  small_rootfs, scratch):
     world = World(tmp_path, deleting_registry)
-    src = _src(git_server, small_rootfs, 'left-rerun', 'acme/left-rerun')
+    name = 'acme/left-rerun-%s' % ('scratch' if scratch else 'build')
+    src = _src(git_server, small_rootfs, name.replace('/', '-'), name)
 
     def pushed_then_killed(task_id, arglist):
         world.run_child(task_id, arglist)
         raise Killed()
     world.arch_behaviour = {'x86_64': pushed_then_killed}
-    task_id, _params = world.start_parent(src)
+    task_id, _params = world.start_parent(src, opts={'scratch': scratch})
     with pytest.raises(Killed):
         world.run_parent(src, task_id=task_id)
-    [old] = registry_tags(deleting_registry, 'acme/left-rerun')
+    [old] = registry_tags(deleting_registry, name)
     world.arch_behaviour = {}
     _tid, result = world.run_parent(src, task_id=task_id)
-    tags = registry_tags(deleting_registry, 'acme/left-rerun')
+    tags = registry_tags(deleting_registry, name)
     assert old not in tags
+    assert len(tags) == (2 if scratch else 5)     # unique(-x86_64) [+ 1.0-1, 1.0, latest]
     assert sorted(r.rsplit(':', 1)[1] for r in result['repositories']) == sorted(
         t for t in tags if not t.endswith('-x86_64'))
