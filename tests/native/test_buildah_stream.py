@@ -87,3 +87,23 @@ def _gone(pid):
 def _root():
     import os
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_fence_watch_ignores_hub_errors_but_not_a_lost_task():
+    from koji_containerbuild import native_build
+    from koji_containerbuild.backends.retry import TaskLost
+    calls = []
+
+    def fence(what, hub=True):
+        calls.append(hub)
+        if hub:
+            raise OSError('hub unreachable')
+    watch = native_build.fence_watch(fence, hub_interval=0)
+    watch()                       # the hub check failed: the build goes on
+    assert calls == [True]
+
+    def lost(what, hub=True):
+        raise TaskLost('kojid is gone')
+    with pytest.raises(TaskLost):
+        native_build.fence_watch(lost)()
+    assert native_build.fence_watch(None) is None
