@@ -91,6 +91,8 @@ class _ContainerTask(koji.tasks.BaseTaskHandler):
         (the re-run of the same task id uses the same path)."""
         try:
             return func()
+        except ownership.TaskCanceled:
+            raise             # cancelled: the work directory goes as usual
         except TaskLost:
             self.logger.warning('Task %s lost (kojid gone or task re-run elsewhere); stopping '
                                 'without touching the OSBS run', self.id)

@@ -49,6 +49,7 @@ def test_cancel_during_run_pushes_nothing(world, kojid, registry_url, git_server
     assert registry_tags(registry_url, 'acme/cancel-run') == []
     assert 'Pushing' not in task_log(world.hub, task_id)
     assert storage_left(world) == []
+    assert not os.path.exists(task_workdir(world.options, task_id))
     assert not [p for p in _pids() if _cmdline(p).startswith('/bin/busybox sleep 60')]
 
 
