@@ -179,7 +179,12 @@ def stream(cmd, log_line, cwd=None, env=None, watch=None, watch_interval=WATCH_I
                 break
             lines.feed(chunk)
         lines.close()
-        rc = proc.wait()
+        while True:
+            try:
+                rc = proc.wait(timeout=watch_interval if watch is not None else None)
+                break
+            except subprocess.TimeoutExpired:
+                watch()
     except BaseException:
         kill_group(proc)
         raise
