@@ -203,3 +203,49 @@ def test_orphan_neither_reserves_nor_refunds(world):
                                              'name': 'acme/fence', 'version': '3.0',
                                              'release': '2'}), task_id=task_id)
     assert len(hub.calls_of('CGInitBuild')) == 1
+
+
+def _slow_git(tmp_path):
+    """A `git` first on PATH that holds every `git fetch` until the test opens the gate."""
+    bindir = tmp_path / 'slowbin'
+    bindir.mkdir()
+    gate = tmp_path / 'gate'
+    script = bindir / 'git'
+    script.write_text(
+        '#!/bin/sh\n'
+        'for arg in "$@"; do\n'
+        '  if [ "$arg" = fetch ]; then\n'
+        '    touch %s.waiting\n'
+        '    while [ ! -e %s.open ]; do sleep 0.05; done\n'
+        '    break\n'
+        '  fi\n'
+        'done\n'
+        'exec /usr/bin/git "$@"\n' % (gate, gate))
+    script.chmod(0o755)
+    return bindir, gate
+
+
+def test_orphan_killed_while_planning_never_reserves(world, git_server, small_rootfs):
+    """kill -9 kojid while the parent fetches its source: once the fetch returns, the
+    orphan stops before recording anything or calling CGInitBuild."""
+    bindir, gate = _slow_git(world.tmp)
+    daemon = Kojid(world.hub, world.options,
+                   env={'PATH': '%s:%s' % (bindir, os.environ['PATH'])})
+    try:
+        src = make_repo(git_server, 'crash-plan', {
+            'Dockerfile': dockerfile(name='acme/crash-plan'), 'rootfs.tar': small_rootfs})[0]
+        task_id, params = world.start_parent(src)
+        daemon.start(task_id, 'buildContainer', params, config_file=_conf(world),
+                     via_kojid=True)
+        wait_for(lambda: os.path.exists('%s.waiting' % gate), 'the orphan in git fetch')
+        daemon.kill_kojid(task_id)
+        open('%s.open' % gate, 'w').close()
+        daemon.wait(task_id, timeout=60)
+    finally:
+        daemon.close()
+    hub = world.hub
+    assert not hub.calls_of('CGInitBuild')
+    assert 'reservation.json' not in hub.uploaded_files(task_id)
+    assert hub.getBuild('demo-container-1.0-1') is None
+    assert hub.children(task_id) == []
+    assert hub.task(task_id)['state'] == koji.TASK_STATES['OPEN']
