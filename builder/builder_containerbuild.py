@@ -91,6 +91,8 @@ class _ContainerTask(koji.tasks.BaseTaskHandler):
         (the re-run of the same task id uses the same path)."""
         try:
             return func()
+        except ownership.TaskCanceled:
+            raise             # cancelled: the work directory goes as usual
         except TaskLost:
             self.logger.warning('Task %s lost (kojid gone or task re-run elsewhere); stopping '
                                 'without touching the OSBS run', self.id)
@@ -148,4 +150,5 @@ class CreateContainerTask(_ContainerTask):
             raise BackendError('createContainer tasks need backend = native on this builder '
                                '(%s has backend = %s)' % (config.path, config.backend))
         from koji_containerbuild.backends import native
-        return native.run_arch(self, config, *args, **kwargs)
+        # an orphan must not remove the work directory its task's re-run uses
+        return self.guarded(lambda: native.run_arch(self, config, *args, **kwargs))

@@ -10,9 +10,11 @@ SystemExit or KeyboardInterrupt) kill the whole buildah process group first.
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 
 from koji_containerbuild import scmurl
@@ -26,6 +28,9 @@ GOARCH = {
 }
 ISOLATIONS = ('chroot', 'oci', 'rootless')
 DRIVERS = ('overlay', 'vfs')
+READ_CHUNK = 64 * 1024        # bytes read from a tool's output at a time
+MAX_LINE = 16 * 1024          # bytes of one output line kept; the rest is dropped
+WATCH_INTERVAL = 0.5          # seconds between `watch` calls of stream()
 # Parts of buildah output that may carry secrets: URL credentials, auth headers.
 _SECRET_RES = (
     re.compile(r'(?i)(authorization:\s*)(basic|bearer)\s+\S+'),
@@ -136,9 +141,14 @@ def _last_line(text):
     return lines[-1] if lines else 'no error output'
 
 
-def stream(cmd, log_line, cwd=None, env=None):
+def stream(cmd, log_line, cwd=None, env=None, watch=None, watch_interval=WATCH_INTERVAL):
     """Run `cmd`, pass each output line (scrubbed) to log_line; return (rc, last lines).
 
+    Output is read in bounded chunks: a line longer than MAX_LINE is cut, the rest of it
+    up to its newline is dropped and a note says how much (a RUN step may print
+    hundreds of MB without a newline; memory stays bounded).
+    `watch`, if given, is called every `watch_interval` s while the command runs (e.g.
+    an ownership check); whatever it raises ends the command like an interrupt.
     On KeyboardInterrupt/SystemExit (kojid's cancellation) the process group is killed
     and the exception propagates.
     """
@@ -146,18 +156,77 @@ def stream(cmd, log_line, cwd=None, env=None):
                             stdin=subprocess.DEVNULL, cwd=cwd, env=env,
                             start_new_session=True)
     tail = []
+
+    def emit(line):
+        line = scrub(line)
+        tail.append(line)
+        del tail[:-20]
+        log_line(line)
+    lines = LineSplitter(emit)
     try:
-        for raw in proc.stdout:
-            line = scrub(raw.decode('utf-8', 'replace').rstrip('\r\n'))
-            tail = (tail + [line])[-20:]
-            log_line(line)
-        rc = proc.wait()
+        fd = proc.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        next_watch = time.monotonic() + watch_interval
+        while True:
+            if watch is not None and time.monotonic() >= next_watch:
+                watch()
+                next_watch = time.monotonic() + watch_interval
+            if not poller.poll(watch_interval * 1000 if watch is not None else None):
+                continue
+            chunk = os.read(fd, READ_CHUNK)
+            if not chunk:
+                break
+            lines.feed(chunk)
+        lines.close()
+        while True:
+            try:
+                rc = proc.wait(timeout=watch_interval if watch is not None else None)
+                break
+            except subprocess.TimeoutExpired:
+                watch()
     except BaseException:
         kill_group(proc)
         raise
     finally:
         proc.stdout.close()
     return rc, tail
+
+
+class LineSplitter(object):
+    """Bytes in, lines (str, no newline) out to `emit`; lines over MAX_LINE are cut."""
+
+    def __init__(self, emit, max_line=None):
+        self.emit = emit
+        self.max_line = max_line or MAX_LINE
+        self.buf = b''
+        self.dropped = 0         # bytes dropped of the current (over-long) line
+
+    def feed(self, data):
+        while data:
+            nl = data.find(b'\n')
+            part, data = (data, b'') if nl < 0 else (data[:nl], data[nl + 1:])
+            room = self.max_line - len(self.buf)
+            if self.dropped or len(part) > room:
+                keep = max(room, 0)
+                self.buf += part[:keep]
+                self.dropped += len(part) - keep
+            else:
+                self.buf += part
+            if nl >= 0:
+                self._flush()
+
+    def _flush(self):
+        text = self.buf.decode('utf-8', 'replace').rstrip('\r')
+        if self.dropped:
+            text += ' [line cut: %d more bytes dropped]' % self.dropped
+        self.emit(text)
+        self.buf = b''
+        self.dropped = 0
+
+    def close(self):
+        if self.buf or self.dropped:
+            self._flush()
 
 
 def _failure_reason(tail):
@@ -170,8 +239,10 @@ def _failure_reason(tail):
 
 def build_image(context_dir, dockerfile, arch, labels, yum_repo_files, workdir, log_line,
                 network='host', isolation='chroot', pull=True, extra_args=(), storage=None,
-                tls_verify=True, authfile=None, cert_dir=None, build_args=None):
+                tls_verify=True, authfile=None, cert_dir=None, build_args=None, watch=None):
     """Build `dockerfile` in `context_dir` for `arch`; return the image id (config digest).
+
+    watch: see stream() (the task's ownership check: an orphan stops its build).
 
     labels: {name: value} added with --label. yum_repo_files: paths of .repo files,
     bind-mounted read-only over /etc/yum.repos.d for RUN steps (they never land in a
@@ -213,7 +284,7 @@ def build_image(context_dir, dockerfile, arch, labels, yum_repo_files, workdir, 
     # A private storage holds only our containers; a shared one needs a before/after diff.
     before = set() if storage.owned else set(storage.containers())
     try:
-        rc, tail = stream(cmd, log_line)
+        rc, tail = stream(cmd, log_line, watch=watch)
     except BaseException:
         _remove_new_containers(storage, before)
         raise
@@ -240,8 +311,11 @@ def _remove_new_containers(storage, before):
 
 
 def push_image(image, dest_ref, workdir, log_line=None, storage=None, tls_verify=True,
-               authfile=None, cert_dir=None, fmt='v2s2'):
-    """Push `image` to `dest_ref` (a transport:reference) as v2s2; return the manifest digest."""
+               authfile=None, cert_dir=None, fmt='v2s2', watch=None):
+    """Push `image` to `dest_ref` (a transport:reference) as v2s2; return the manifest digest.
+
+    watch: see stream().
+    """
     storage = storage or Storage()
     digestfile = os.path.join(workdir, 'digest-%s' % uuid.uuid4().hex[:12])
     cmd = storage.args() + ['push', '--format', fmt, '--digestfile', digestfile,
@@ -251,7 +325,7 @@ def push_image(image, dest_ref, workdir, log_line=None, storage=None, tls_verify
     if cert_dir:
         cmd += ['--cert-dir', cert_dir]
     cmd += [image, dest_ref]
-    rc, tail = stream(cmd, log_line or (lambda line: None))
+    rc, tail = stream(cmd, log_line or (lambda line: None), watch=watch)
     if rc != 0:
         raise BackendError('buildah push to %s failed: %s'
                            % (scrub(dest_ref), _failure_reason(tail)))

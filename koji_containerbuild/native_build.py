@@ -36,7 +36,11 @@ DEFAULT_SETTINGS = {
     'keep_image': False,
     'build_host': None,
     'image_dir': None,
+    # fence(what, hub=True): raises when this process may no longer act for its task
+    # (koji_containerbuild.ownership); called during the build and right before the push.
+    'fence': None,
 }
+HUB_WATCH_INTERVAL = 10.0   # seconds between hub checks of `fence` while buildah runs
 # Pull policy names (config) -> buildah 1.28's --pull values.
 PULL_VALUES = {'always': 'always', 'missing': 'false', 'never': 'never', 'newer': 'true'}
 MAX_FROM = 64
@@ -201,11 +205,13 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
     authfile = registry.credentials_file if registry is not None else None
     cert_dir = registry_cert_dir(registry, workdir)
     started = time.time()
+    settings['watch'] = fence_watch(settings.get('fence'))
     image_id = buildah.build_image(
         srcdir, build_file, arch, dict(labels_extra or {}), repo_files, workdir, log_line,
         network=settings['network'], isolation=settings['isolation'],
         pull=PULL_VALUES[settings['pull']], storage=storage, tls_verify=tls_verify,
-        authfile=authfile, cert_dir=cert_dir, build_args=build_args)
+        authfile=authfile, cert_dir=cert_dir, build_args=build_args,
+        watch=settings['watch'])
     try:
         return _describe(image_id, arch, arch_tag, parsed, resolved, registry,
                          repository, workdir, log_line, storage, settings, started,
@@ -214,6 +220,26 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
         # An owned (private, temporary) storage is deleted as a whole afterwards.
         if not settings.get('keep_image') and not storage.owned:
             buildah.remove_image(image_id, storage)
+
+
+def fence_watch(fence, hub_interval=HUB_WATCH_INTERVAL):
+    """A buildah.stream watch from a fence: the process check at every call, the hub
+    (task still OPEN) every `hub_interval` s; None without a fence."""
+    if fence is None:
+        return None
+    state = {'next_hub': time.monotonic() + hub_interval}
+
+    def watch():
+        hub = time.monotonic() >= state['next_hub']
+        if hub:
+            state['next_hub'] = time.monotonic() + hub_interval
+        try:
+            fence('buildah', hub=hub)
+        except Exception:
+            # a hub hiccup must not end a build: the next check, or the one right before
+            # the push, decides. (TaskLost/TaskCanceled are SystemExit: they go through.)
+            pass
+    return watch
 
 
 def registry_cert_dir(registry, workdir):
@@ -249,12 +275,15 @@ def _describe(image_id, arch, arch_tag, parsed, resolved, registry, repository,
     with ThreadPoolExecutor(max_workers=3) as pool:
         local = pool.submit(_local_facts, image_id, parsed, resolved, storage)
         buildroot = pool.submit(buildroot_info, arch, host, settings)
+        if settings.get('fence') is not None:
+            # the last moment a cancelled or orphaned task can keep the image private
+            settings['fence']('the push of %s' % arch_tag)
         log_line('Pushing %s to %s' % (image_id, dest))
         manifest_digest = buildah.push_image(
             image_id, dest, workdir, log_line, storage=storage,
             tls_verify=registry.tls_verify if registry is not None else True,
             authfile=registry.credentials_file if registry is not None else None,
-            cert_dir=cert_dir)
+            cert_dir=cert_dir, watch=settings.get('watch'))
         manifest_bytes, config_bytes = _read_pushed(registry, repository, manifest_digest,
                                                     dest, image_id, pool)
         components, licenses, parent_id = local.result()

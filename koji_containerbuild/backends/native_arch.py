@@ -11,8 +11,8 @@ import re
 
 import koji
 
-from koji_containerbuild import (native_build, registry as registry_mod, scmurl, source,
-                                 supply_chain)
+from koji_containerbuild import (native_build, ownership, registry as registry_mod, scmurl,
+                                 source, supply_chain)
 from koji_containerbuild.backends import native_config
 from koji_containerbuild.backends.native_common import short
 from koji_containerbuild.errors import BackendError, OptionError
@@ -190,6 +190,7 @@ class ArchBuild(object):
         labels = native_build.koji_labels(ident, self.arch, vcs_url=params['labels'].get('vcs-url'),
                                           vcs_ref=params['labels'].get('vcs-ref'))
         settings = self.native.build_settings(storage)
+        settings['fence'] = ownership.of_handler(self.handler).check   # before the push
         log_line('Building %s for %s in task %s' % (ident['nvr'], self.arch, self.handler.id))
         result = native_build.build_arch(
             srcdir, dockerfile, self.arch, ident, labels, repo_files, registry,

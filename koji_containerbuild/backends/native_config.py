@@ -7,11 +7,11 @@ cannot work without. Bad values raise errors.ConfigError naming the key.
 
 import os
 import re
-import shutil
 import string
 from urllib.parse import urlsplit
 
 from koji_containerbuild import buildah
+from koji_containerbuild.backends import native_storage
 from koji_containerbuild.errors import ConfigError
 
 SECTION = 'native'
@@ -45,8 +45,8 @@ KEYS = (
     ('isolation', 'oci', 'choice', 'buildah --isolation for RUN steps: oci, chroot or rootless'),
     ('pull', 'always', 'choice', 'Base image pull policy: always, missing, never or newer'),
     ('storage_root', '', 'path', 'Folder under which each createContainer task gets its own '
-     'buildah storage (<storage_root>/task-<id>/), removed when the task ends '
-     '(empty: inside the task work directory)'),
+     'buildah storage (<storage_root>/task-<id>/<pid>-<start>/), removed when the task ends '
+     '(empty: containerbuild-storage next to kojid\'s task work directories)'),
     ('storage_runroot', '', 'path', 'Ignored: each task keeps its runroot inside its own '
      'storage (accepted so that older configs still load)'),
     ('storage_driver', '', 'text', 'buildah --storage-driver: overlay or vfs (empty: default)'),
@@ -83,22 +83,28 @@ class NativeConfig(object):
         }
 
     def task_storage_parent(self, task_id, workdir):
-        """The folder holding one task's buildah storage."""
-        if self.storage_root:
-            return os.path.join(self.storage_root, 'task-%d' % int(task_id))
-        return os.path.join(workdir, 'storage')
+        """This process's folder for one task's buildah storage (native_storage)."""
+        return native_storage.attempt_dir(self.storage_root, task_id, workdir)
 
     def task_storage(self, task_id, workdir):
         """A fresh private buildah storage for one createContainer task.
 
         Why private: a shared storage can only be cleaned by diffing containers, which
         also removes other tasks' containers on a busy builder, and pulled parents pile
-        up. A re-run of the same task id (kojid restart) first removes what the killed
-        run left. Call destroy_task_storage() in a finally.
+        up. Folders of processes that died without cleaning up are removed first; an
+        orphan's folder is left to the orphan (native_storage). Call
+        destroy_task_storage(task_storage_parent(...)) in a finally.
         """
         parent = self.task_storage_parent(task_id, workdir)
+        native_storage.sweep_dead(native_storage.base_dir(self.storage_root, task_id,
+                                                          workdir))
         destroy_task_storage(parent)
-        os.makedirs(parent)
+        for _try in range(3):
+            try:
+                os.makedirs(parent)
+                break
+            except FileNotFoundError:   # a sweep removed the empty task folder meanwhile
+                continue
         return buildah.Storage.temporary(parent, driver=self.storage_driver or 'overlay')
 
     def registry_kwargs(self):
@@ -114,12 +120,7 @@ class NativeConfig(object):
 
 def destroy_task_storage(parent):
     """Remove a task's storage folder: unmount what a killed build left, delete it."""
-    if not os.path.isdir(parent):
-        return
-    for name in os.listdir(parent):
-        root = os.path.join(parent, name, 'root')
-        buildah.Storage(root, owned=True).destroy()
-    shutil.rmtree(parent, ignore_errors=True)
+    native_storage.destroy(parent)
 
 
 def _bool(key, text):

@@ -26,11 +26,11 @@ import koji
 
 from koji_containerbuild import (cg, native_build, ownership, registry as registry_mod, source,
                                  supply_chain)
-from koji_containerbuild.backends import native_config
+from koji_containerbuild.backends import native_cleanup, native_config, native_rerun
 from koji_containerbuild.backends.native_children import Children
 from koji_containerbuild.backends.native_common import short
-from koji_containerbuild.backends.native_reserve import (RESERVATION_FILE, Reservation,
-                                                         refund_earlier)
+from koji_containerbuild.backends.native_reserve import (Reservation, intent_record,
+                                                         settle_earlier, write_record)
 from koji_containerbuild.errors import BackendError, OptionError
 
 CHILD_METHOD = 'createContainer'
@@ -105,9 +105,13 @@ class ParentBuild(object):
         self.repository = repository_for(self.identity.name, native.registry_namespace)
         self.unique = unique_tag(native.unique_tag_format, plan.target['name'], self.task_id)
         self.children = Children(handler, native.poll_interval)
-        self.reservation = Reservation(self.session, native.content_generator, self.logger)
+        # every step the outside world sees is preceded by fence.check (see ownership)
+        self.fence = ownership.of_handler(handler)
+        self.reservation = Reservation(self.session, native.content_generator, self.logger,
+                                       fence=self.fence)
         self.start_time = int(time.time())
         self.tags = None    # known once the release is (auto-release)
+        self.list_digest = None   # the manifest list, once stored by digest
 
     def pullspec(self, ref):
         return self.registry.pullspec(self.repository, ref)
@@ -118,17 +122,33 @@ class ParentBuild(object):
         try:
             return self._run()
         except (KeyboardInterrupt, SystemExit):
-            # kojid cancels by signals; about 3 s until SIGKILL: refund first.
+            # kojid cancels by signals; about 3 s until SIGTERM: refund first.
             self.reservation.refund(canceled=True)
+            self._remove_leftovers()
             raise
         except koji.GenericError:
             self.reservation.refund(canceled=False)
+            self._remove_leftovers()
             raise
         except Exception as exc:
             self.reservation.refund(canceled=False)
+            self._remove_leftovers()
             self.logger.exception('native build failed')
             raise BackendError('Native build failed: %s: %s' % (type(exc).__name__,
                                                                 short(exc)))
+
+    def _remove_leftovers(self):
+        """What a build that did not complete pushed (native_cleanup): never for an
+        imported build (its tags are the build's), never from an orphan."""
+        if self.reservation.imported or self.fence.orphaned():
+            return
+        try:
+            native_cleanup.delete_left(
+                self.registry, self.repository,
+                native_cleanup.arch_tags(self.unique, self.plan.arches), self.logger,
+                digests=[self.list_digest])
+        except Exception as exc:   # cleanup must not hide the build's own error
+            self.logger.warning('registry cleanup failed: %s', short(exc))
 
     def _refuse_unsupported(self):
         opts = self.plan.opts or {}
@@ -142,9 +162,7 @@ class ParentBuild(object):
 
     def _run(self):
         self._reserve()
-        self.tags = cg.tag_plan(self.identity, scratch=self.scratch, isolated=self.isolated,
-                                additional_tags=getattr(self.plan, 'additional_tags', None)
-                                or (), unique=self.unique)
+        self.tags = self._tag_plan()
         base_image, parent_build = self._koji_parent_build()
         repo_id = self._repo_id()
         self.children.cancel_leftovers()
@@ -184,13 +202,24 @@ class ParentBuild(object):
                 {'name': self.identity.component, 'version': self.identity.version})
             self.logger.info('auto-release: %s', self.identity.nvr)
         if self.scratch:
+            # no reservation; the record lets a re-run remove what this run pushed
+            self.fence.check('recording the scratch build', hub=False)
+            write_record(self.handler, dict(self._record_base(), scratch=True,
+                                            build_id=None, token=None))
             return
         for _attempt in range(MAX_RELEASE_TRIES):
             if auto and not self._nvr_free():
                 self.identity.release = bump_release(self.identity.release)
                 continue
+            # the intent first: a kill before the answer is recorded still leaves a trace.
+            # An orphan writes nothing: it would overwrite the re-run's record.
+            self.fence.check('recording the reservation intent', hub=False)
+            write_record(self.handler, intent_record(
+                self.identity.nvr, self.native.content_generator, self.task_id))
             try:
-                self.reservation.reserve(self.identity)
+                self.reservation.reserve(self.identity, task_id=self.task_id,
+                                         owner=self.plan.owner)
+                self.fence.check('recording the reservation', hub=False)
                 self._record_reservation()
                 return
             except BackendError:
@@ -201,16 +230,23 @@ class ParentBuild(object):
                            % (self.identity.component, self.identity.version,
                               MAX_RELEASE_TRIES))
 
+    def _tag_plan(self):
+        return cg.tag_plan(self.identity, scratch=self.scratch, isolated=self.isolated,
+                           additional_tags=getattr(self.plan, 'additional_tags', None) or (),
+                           unique=self.unique)
+
     def _record_reservation(self):
-        """Keep the reservation on the hub for a re-run of this task (earlier_reservation)."""
+        """Keep the reservation on the hub for a re-run of this task (native_reserve),
+        with what a re-run needs to finish an imported build (native_rerun)."""
         res = self.reservation
-        record = {'build_id': res.build_id, 'token': res.token, 'nvr': self.identity.nvr,
-                  'cg': self.native.content_generator}
-        os.makedirs(self.handler.workdir, exist_ok=True)
-        path = os.path.join(self.handler.workdir, RESERVATION_FILE)
-        with open(path, 'w') as f:
-            json.dump(record, f)
-        self.handler.uploadFile(path)
+        write_record(self.handler, dict(self._record_base(), build_id=res.build_id,
+                                        token=res.token))
+
+    def _record_base(self):
+        return {'nvr': self.identity.nvr, 'cg': self.native.content_generator,
+                'task_id': self.task_id, 'repository': self.repository,
+                'tags': self._tag_plan(), 'arches': list(self.plan.arches),
+                'dest_tag': self.plan.target['dest_tag']}
 
     def _nvr_free(self):
         build = self.session.getBuild(self.identity.nvr)
@@ -347,11 +383,14 @@ class ParentBuild(object):
     def _push_list_by_digest(self, arch_results):
         """Store the list untagged: the registry validates it, nothing is published."""
         data, digest = cg.manifest_list_for(arch_results)
+        self.fence.check('the manifest list PUT')
+        self.list_digest = digest
         self.registry.put_manifest(self.repository, digest, registry_mod.MEDIA_LIST, data)
         self.logger.info('manifest list %s stored by digest', digest)
         return digest
 
     def _publish(self, arch_results, stages):
+        self.fence.check('publishing the %s tags' % '/'.join(stages))
         cg.publish_manifest_list(self.registry, self.repository, arch_results, self.tags,
                                  stages=stages, log_line=self.logger.info,
                                  scratch=self.scratch)
@@ -409,6 +448,7 @@ class ParentBuild(object):
         supply_chain.add_to_metadata(metadata, self.supply_docs)
         self._upload_bytes(workdir, upload_dir, 'metadata.json',
                            cg.dumps(metadata).encode('utf-8'))
+        self.fence.check('CGImport of %s' % self.identity.nvr)
         try:
             build = self.session.CGImport('metadata.json', upload_dir,
                                           token=self.reservation.token)
@@ -480,6 +520,7 @@ class ParentBuild(object):
     def _tag_build(self, build_id):
         dest = self.plan.target['dest_tag']
         args = [dest, build_id, False, None, True]
+        self.fence.check('tagBuild of %s' % self.identity.nvr)
         child = self.children.start(TAG_METHOD, args, label='tag', arch='noarch')
         try:
             self.children.wait({child: 'tagBuild into %s' % self.plan.target['dest_tag_name']})
@@ -499,11 +540,19 @@ class ParentBuild(object):
 def run_binary(handler, plan, config):
     """Parent buildContainer task for backend = native; returns the task result dict.
 
-    plan: a BuildPlan, or a callable making it (then a re-run first refunds what the
-    earlier run of this task reserved, so the plan's NVR check passes).
+    plan: a BuildPlan, or a callable making it. Then a re-run (kojid restart) first
+    deals with what the earlier run of this task left (native_reserve.settle_earlier):
+    an imported build is finished and its result returned, never built again; a
+    reservation still BUILDING is refunded so the plan's NVR check passes.
     """
     native = native_config.from_builder_config(config)
     if callable(plan):
-        refund_earlier(handler.session, handler.id, native.content_generator, handler.logger)
+        done = settle_earlier(handler.session, handler.id, native.content_generator,
+                              handler.logger)
+        if done is not None and done[0] == 'imported':
+            return native_rerun.finish(handler, native, done[1], done[2])
+        if done is not None and done[0] in ('refunded', 'scratch'):
+            native_cleanup.remove_earlier(handler, native, done[2],
+                                          unique_too=done[0] == 'scratch')
         plan = plan()
     return ParentBuild(handler, plan, config, native).run()

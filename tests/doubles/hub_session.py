@@ -1147,7 +1147,9 @@ class HubSessionDouble(object):
         reuse = self._check_nvr_free(data, for_reservation=True)
         build = self._create_build({'name': data['name'], 'version': data['version'],
                                     'release': data['release'], 'epoch': data.get('epoch'),
-                                    'draft': data.get('draft', False), 'extra': None,
+                                    'draft': data.get('draft', False),
+                                    # kojihub new_build keeps data's extra
+                                    'extra': data.get('extra'),
                                     'state': BUILD['BUILDING']},
                                    self.user_id, cg=cg, build_id=reuse)
         token = hashlib.sha256(os.urandom(32)).hexdigest()
@@ -1171,6 +1173,22 @@ class HubSessionDouble(object):
         build['state'] = state
         build['completion_ts'] = time.time()
         del self._reservations[build_id]
+
+    def _api_cancelBuild(self, buildID, strict=False):
+        """kojihub cancelBuild: the build's owner or an admin; a BUILDING build becomes
+        CANCELED (its reservation is cleared), anything else gives False."""
+        build = self._build_lookup(buildID)
+        if build is None:
+            return False
+        user = self._users[self.user_id]
+        if build['owner_id'] != self.user_id and not user['_admin']:
+            raise koji.ActionNotAllowed('Cannot cancel build, not owner')
+        if build['state'] != BUILD['BUILDING']:
+            return False
+        build['state'] = BUILD['CANCELED']
+        build['completion_ts'] = time.time()
+        self._reservations.pop(build['id'], None)
+        return True
 
     def _load_metadata(self, metadata, directory):
         if isinstance(metadata, dict):

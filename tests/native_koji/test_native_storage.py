@@ -28,7 +28,7 @@ def _busybox_repo(git_server, name, version, run):
 def _containers_under(storage_root):
     """Working containers in every buildah storage below `storage_root` (itself too)."""
     found = []
-    roots = [storage_root] + glob.glob(os.path.join(storage_root, 'task-*', '*', 'root'))
+    roots = [storage_root] + glob.glob(os.path.join(storage_root, 'task-*', '*', '*', 'root'))
     for root in roots:
         if not os.path.isdir(os.path.join(root, 'overlay-containers')):
             continue

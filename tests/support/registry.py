@@ -17,7 +17,7 @@ USER, PASSWORD = 'kcbuser', 'S3cret-pass-9d1f'
 
 
 class RunningRegistry(object):
-    def __init__(self, base, auth=False):
+    def __init__(self, base, auth=False, delete=False):
         os.makedirs(base)
         self.port = free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
@@ -38,8 +38,10 @@ class RunningRegistry(object):
         config = os.path.join(base, 'config.yml')
         with open(config, 'w') as f:
             f.write('version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n'
-                    '    rootdirectory: %s\n%shttp:\n  addr: %s\n'
-                    % (os.path.join(base, 'data'), auth_conf, self.host))
+                    '    rootdirectory: %s\n%s%shttp:\n  addr: %s\n'
+                    % (os.path.join(base, 'data'),
+                       '  delete:\n    enabled: true\n' if delete else '', auth_conf,
+                       self.host))
         self.log = open(os.path.join(base, 'registry.log'), 'wb')
         self.proc = subprocess.Popen(['/usr/bin/docker-registry', 'serve', config],
                                      stdout=self.log, stderr=subprocess.STDOUT)
