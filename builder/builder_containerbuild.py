@@ -17,7 +17,7 @@ from koji_containerbuild import config as builder_config
 from koji_containerbuild import plan as build_plan
 from koji_containerbuild import ownership, scmurl, source
 from koji_containerbuild.backends.retry import TaskLost
-from koji_containerbuild.errors import BackendError, PermissionDenied, SourceError
+from koji_containerbuild.errors import OptionError, PermissionDenied, SourceError
 from koji_containerbuild.logs import SerializedSession
 
 CONFIG_FILE = builder_config.DEFAULT_CONFIG_FILE
@@ -125,9 +125,7 @@ class BuildSourceContainerTask(_ContainerTask):
 
     def handler(self, target, opts=None):
         config = self.load_config()
-        if config.backend != 'osbs':
-            raise BackendError('source container builds need backend = osbs (%s has backend '
-                               '= %s)' % (config.path, config.backend))
+        refuse_unless(config, 'osbs', 'buildSourceContainer')
 
         def make_plan():
             return build_plan.prepare_source(self.session, self.id, target, opts,
@@ -142,10 +140,25 @@ class CreateContainerTask(_ContainerTask):
     Methods = ['createContainer']
     _taskWeight = 2.0
 
-    def handler(self, *args, **kwargs):
+    def handler(self, src, target, arch, params):
         config = self.load_config()
-        if config.backend != 'native':
-            raise BackendError('createContainer tasks need backend = native on this builder '
-                               '(%s has backend = %s)' % (config.path, config.backend))
+        refuse_unless(config, 'native', 'createContainer')
+        for name, value in (('src', src), ('target', target), ('arch', arch)):
+            if not isinstance(value, str) or not value:
+                raise OptionError('createContainer: %s must be a non-empty string, got %s'
+                                  % (name, type(value).__name__))
+        if not isinstance(params, dict):
+            raise OptionError('createContainer: params must be a dict, got %s'
+                              % type(params).__name__)
         from koji_containerbuild.backends import native
-        return native.run_arch(self, config, *args, **kwargs)
+        return native.run_arch(self, config, src, target, arch, params)
+
+
+def refuse_unless(config, backend, method):
+    """A builder whose backend cannot run `method` gives the task back to the hub
+    (koji.tasks.RefuseTask -> host.refuseTask), which offers it to another host of the
+    channel, instead of failing the build."""
+    if config.backend != backend:
+        raise koji.tasks.RefuseTask(
+            '%s tasks need backend = %s on the builder (%s has backend = %s)'
+            % (method, backend, config.path, config.backend))

@@ -35,6 +35,13 @@ What it models (each rule is the real hub's, not a convenience):
 - ``host.taskWaitResults`` returns ``[[id, result], ...]``; a failed child re-raises its
   fault, a canceled one raises "Task N is canceled"; ``canfail`` children give
   ``{'faultCode', 'faultString'}`` instead.
+- kojid's side (koji.daemon.TaskManager): ``host.getTasks`` (tasks ASSIGNED to this host;
+  with ``schedule = True`` FREE tasks of the methods kojid reported in ``updateHost`` and
+  of ``host_channels`` are assigned first, except those this host refused),
+  ``host.getHostTasks`` (``alert`` for a waiting task whose awaited child finished),
+  ``openTask``, ``setTaskWeight``, ``refuseTask`` (FREE again, see ``refusals()``),
+  ``freeTasks``, ``updateHost``; ``closeTask``/``failTask`` decode kojid's XML-RPC
+  encoded response as the hub does. ``assign_task`` plays the scheduler for one task.
 - Cancellation (``cancelTask`` / ``cancel_task``; ``cancelTaskChildren`` for the children
   only): CANCELED at once, children recursively,
   BUILDING builds whose task_id is the task become CANCELED; afterwards closeTask,
@@ -70,6 +77,7 @@ import xmlrpc.client
 
 import koji
 import koji.util
+import koji.xmlrpcplus
 
 TASK = koji.TASK_STATES
 BUILD = koji.BUILD_STATES
@@ -112,6 +120,10 @@ def _archive_type(filename):
             if filename.endswith('.' + ext) and (best is None or len(ext) > len(best[1])):
                 best = (type_name, ext)
     return best[0] if best else None
+
+
+def _is_xmlrpc(value):
+    return isinstance(value, str) and value.lstrip().startswith('<?xml')
 
 
 def _policy_allows(result):
@@ -179,6 +191,11 @@ class HubSessionDouble(object):
         self._build_dirs = set()       # build ids whose directory exists (imported)
         self.btypes = set(['rpm', 'maven', 'win', 'image'])
         self.host = _Host(self)
+        # the scheduler (host.getTasks): off unless a test runs tasks through kojid
+        self.schedule = False
+        self.host_channels = None      # None: this host is in every channel
+        self.host_data = None          # updateHost's data (kojid's handler methods)
+        self._refused = {}             # task id -> refuseTask details
         self.add_channel('default')
         self.add_channel('container')
         user = self.add_user(host_name, usertype=koji.USERTYPES['HOST'])
@@ -428,6 +445,14 @@ class HubSessionDouble(object):
             task = self._task_strict(task_id)
             task['state'] = TASK['FREE']
             task['host_id'] = None
+
+    def assign_task(self, task_id):
+        """As the hub's scheduler: the task becomes ASSIGNED to this host (kojid's
+        getNextTask takes it)."""
+        with self._lock:
+            task = self._task_strict(task_id)
+            task['state'] = TASK['ASSIGNED']
+            task['host_id'] = self.host_id
 
     def open_task(self, task_id):
         with self._lock:
@@ -1514,16 +1539,122 @@ class HubSessionDouble(object):
 
     def _host_closeTask(self, task_id, response):
         task = self._assert_host(task_id)
+        if _is_xmlrpc(response):
+            # kojid's runTask sends the result XML-RPC encoded; the hub stores it so
+            (response,), _method = koji.xmlrpcplus.loads(response)
         task['state'] = TASK['CLOSED']
         task['_result'] = copy.deepcopy(response)
         task['completion_time'] = time.time()
 
     def _host_failTask(self, task_id, response):
         task = self._assert_host(task_id)
+        if _is_xmlrpc(response):
+            try:
+                koji.xmlrpcplus.loads(response)
+                response = koji.GenericError('failTask without a fault')
+            except xmlrpc.client.Fault as fault:
+                # what getTaskResult raises on the client: the koji class of the code
+                response = koji.convertFault(fault)
         task['state'] = TASK['FAILED']
         task['_fault'] = response if isinstance(response, Exception) else \
             koji.GenericError(str(response))
         task['completion_time'] = time.time()
+
+    # kojid's TaskManager calls (koji.daemon): the scheduler side of the hub.
+
+    def _host_updateHost(self, task_load, ready, data=None):
+        self._host_info['task_load'] = float(task_load)
+        self._host_info['ready'] = bool(ready)
+        self._host_info['update_ts'] = time.time()
+        if data is not None:
+            self.host_data = copy.deepcopy(data)
+
+    def _schedule(self):
+        """With ``schedule`` on, FREE tasks this host can run (a method it reported in
+        updateHost, a channel in ``host_channels``) are ASSIGNED to it, as the hub's
+        scheduler would; a task this host refused is left for other hosts."""
+        methods = set((self.host_data or {}).get('methods') or ())
+        for task in sorted(self._tasks.values(), key=lambda t: (t['priority'], t['id'])):
+            if task['state'] != TASK['FREE'] or task['method'] not in methods:
+                continue
+            if task['id'] in self._refused:
+                continue
+            if self.host_channels is not None:
+                chan = self._channels.get(task['channel_id'])
+                if chan is None or chan['name'] not in self.host_channels:
+                    continue
+            task['state'] = TASK['ASSIGNED']
+            task['host_id'] = self.host_id
+
+    def _host_getTasks(self):
+        """Tasks ASSIGNED to this host (kojid's getNextTask takes them in order)."""
+        if self.schedule:
+            self._schedule()
+        return [self._api_getTaskInfo(t['id'])
+                for t in sorted(self._tasks.values(), key=lambda t: (t['priority'], t['id']))
+                if t['state'] == TASK['ASSIGNED'] and t['host_id'] == self.host_id]
+
+    def _host_getHostTasks(self):
+        """OPEN tasks of this host: id, waiting, weight; a waiting task with a finished
+        awaited child gets ``alert`` (kojid then sends it SIGUSR2)."""
+        result = []
+        for task in sorted(self._tasks.values(), key=lambda t: t['id']):
+            if task['state'] != TASK['OPEN'] or task['host_id'] != self.host_id:
+                continue
+            entry = {'id': task['id'], 'waiting': task['waiting'], 'weight': task['weight']}
+            if task['waiting']:
+                finished = [c for c in self._tasks.values()
+                            if c['parent'] == task['id'] and c['awaited']
+                            and c['state'] in (TASK['CLOSED'], TASK['FAILED'],
+                                               TASK['CANCELED'])]
+                if finished:
+                    entry['alert'] = True
+            result.append(entry)
+        return result
+
+    def _host_openTask(self, task_id):
+        task = self._task_strict(task_id)
+        if task['state'] == TASK['ASSIGNED'] and task['host_id'] != self.host_id:
+            return None
+        if task['state'] not in (TASK['FREE'], TASK['ASSIGNED']):
+            return None
+        task['state'] = TASK['OPEN']
+        task['host_id'] = self.host_id
+        task['start_time'] = time.time()
+        return self._api_getTaskInfo(task['id'], request=True)
+
+    def _host_setTaskWeight(self, task_id, weight):
+        task = self._assert_host(task_id)
+        task['weight'] = float(weight)
+
+    def _host_refuseTask(self, task_id, soft=True, msg=''):
+        """The host gives the task back (koji.tasks.RefuseTask): FREE for another host;
+        the scheduler does not offer it to this host again."""
+        task = self._task_strict(task_id)
+        if task['host_id'] != self.host_id or \
+                task['state'] not in (TASK['OPEN'], TASK['ASSIGNED']):
+            raise koji.ActionNotAllowed('host %d does not own task %d'
+                                        % (self.host_id, int(task_id)))
+        task['state'] = TASK['FREE']
+        task['host_id'] = None
+        self._refused[task['id']] = {'soft': bool(soft), 'msg': msg}
+
+    def _host_freeTasks(self, tasks):
+        for task_id in tasks:
+            task = self._task_strict(task_id)
+            if task['host_id'] != self.host_id:
+                raise koji.ActionNotAllowed('host %d does not own task %d'
+                                            % (self.host_id, int(task_id)))
+            if task['state'] in (TASK['CLOSED'], TASK['CANCELED'], TASK['FAILED']):
+                raise koji.GenericError('Cannot free task %i, state is %s'
+                                        % (task['id'], TASK[task['state']]))
+            task['state'] = TASK['FREE']
+            task['host_id'] = None
+
+    def refusals(self):
+        """{task_id: {'soft', 'msg'}} of the tasks this host refused."""
+        with self._lock:
+            return copy.deepcopy(self._refused)
 
     def _host_tagBuild(self, task_id, tag, build, force=False, fromtag=None):
         task = self._assert_host(task_id)
