@@ -16,7 +16,9 @@ What it models (each rule is the real hub's, not a convenience):
 
 - Return shapes of the user API (getTag, getBuildConfig, getPackageConfig, getBuild,
   getBuildType, getTaskInfo, getUser, getChannel, getLastEvent, getBuildTarget, getRepo
-  (seed repos with ``add_repo``), listTaskOutput with ``st_size`` as a *string*,
+  (seed repos with ``add_repo``; Koji 1.35+'s ``repo.request``/``repo.checkRequest`` as
+  BaseTaskHandler.getRepo uses them: a request is made when no READY repo exists and
+  nothing serves it, as on a hub without kojira or a createrepo host), listTaskOutput with ``st_size`` as a *string*,
   downloadTaskOutput returning bytes as ClientSession does, listArchives whose ``extra``
   is the CG output's whole ``extra``: ``{'image': {'arch'}, 'docker': {...}}``).
 - Faults are real koji exception classes (GenericError, ActionNotAllowed, AuthError,
@@ -132,6 +134,24 @@ def _policy_allows(result):
     return parts[0].lower() in ('yes', 'true', 'allow', 'allowed'), parts[1]
 
 
+class _Namespace(object):
+    """``session.<prefix>``: calls ``_<prefix>_<name>`` through the double's lock and log
+    (``session.repo.request`` -> ``_repo_request``)."""
+
+    def __init__(self, hub, prefix):
+        self._hub = hub
+        self._prefix = prefix
+
+    def __getattr__(self, name):
+        impl = getattr(self._hub, '_%s_%s' % (self._prefix, name), None)
+        if impl is None:
+            raise AttributeError(name)
+
+        def call(*args, **kwargs):
+            return self._hub._call('%s.%s' % (self._prefix, name), impl, args, kwargs)
+        return call
+
+
 class _Host(object):
     """``session.host``: host-only calls, routed through the double's lock and log."""
 
@@ -191,6 +211,8 @@ class HubSessionDouble(object):
         self._build_dirs = set()       # build ids whose directory exists (imported)
         self.btypes = set(['rpm', 'maven', 'win', 'image'])
         self.host = _Host(self)
+        self.repo = _Namespace(self, 'repo')
+        self._repo_requests = {}       # request id -> record (repo.request)
         # the scheduler (host.getTasks): off unless a test runs tasks through kojid
         self.schedule = False
         self.host_channels = None      # None: this host is in every channel
@@ -784,6 +806,51 @@ class HubSessionDouble(object):
         if not found:
             return None
         return self._repo_view(max(found, key=lambda r: r['create_event']))
+
+    # Koji 1.35+ repos: made on request (kojira or a createrepo host serves requests).
+
+    def _repo_request(self, tag, min_event=None, at_event=None, opts=None, priority=None,
+                      force=False):
+        """``repo.request``: {'repo': the newest READY repo (at least ``min_event``) or
+        None, 'request': None or an active request for one}."""
+        tinfo = self._tag_strict(tag)
+        repo = self._api_getRepo(tinfo['id'], min_event=min_event)
+        if repo and not force:
+            return {'repo': repo, 'request': None}
+        for req in self._repo_requests.values():
+            if req['tag_id'] == tinfo['id'] and req['active']:
+                return {'repo': None, 'request': copy.deepcopy(req)}
+        rid = len(self._repo_requests) + 1
+        self._repo_requests[rid] = {
+            'id': rid, 'tag_id': tinfo['id'], 'tag_name': tinfo['name'],
+            'min_event': min_event if min_event is not None else self._event,
+            'at_event': at_event, 'opts': opts, 'task_id': None, 'task_state': None,
+            'repo_id': None, 'active': True, 'tries': 0, 'priority': priority}
+        self._bump_event()
+        return {'repo': None, 'request': copy.deepcopy(self._repo_requests[rid])}
+
+    def _repo_checkRequest(self, req_id):
+        req = self._repo_requests.get(int(req_id))
+        if req is None:
+            raise koji.GenericError('No such repo request: %s' % req_id)
+        repo = self._api_getRepo(req['tag_id'], min_event=req['min_event'])
+        if repo:
+            req['active'] = False
+            req['repo_id'] = repo['id']
+        return {'repo': repo, 'request': copy.deepcopy(req)}
+
+    def _repo_get(self, tag, min_event=None, at_event=None, opts=None):
+        return self._api_getRepo(tag, min_event=min_event)
+
+    def repo_requests(self, tag=None):
+        """The repo requests made so far (of ``tag``)."""
+        with self._lock:
+            return [copy.deepcopy(r) for r in self._repo_requests.values()
+                    if tag is None or r['tag_name'] == tag]
+
+    def _api_tagLastChangeEvent(self, tag):
+        self._tag_strict(tag)
+        return self._event
 
     def _api_getNextRelease(self, build_info, incr=1):
         """Bump the release of the newest COMPLETE/DELETED/BUILDING non-draft build of

@@ -364,14 +364,17 @@ class Kojid(object):
 
 # ------------------------------------------------------------------ kojid side
 
-class _RemoteHost(object):
-    def __init__(self, session):
+class _RemoteNamespace(object):
+    """`session.host.*`, `session.repo.*`."""
+
+    def __init__(self, session, prefix):
         self._session = session
+        self._prefix = prefix
 
     def __getattr__(self, name):
         if name.startswith('_'):
             raise AttributeError(name)
-        return lambda *a, **k: self._session._call('host.' + name, a, k)
+        return lambda *a, **k: self._session._call('%s.%s' % (self._prefix, name), a, k)
 
 
 class RemoteSession(object):
@@ -383,7 +386,8 @@ class RemoteSession(object):
         self._authkey = authkey
         self._conn = Client(self._address, authkey=authkey)
         self._lock = threading.Lock()
-        self.host = _RemoteHost(self)
+        self.host = _RemoteNamespace(self, 'host')
+        self.repo = _RemoteNamespace(self, 'repo')
         self.logged_in = True
         self.multicall = False
         sid = self._call('__hello__', (session_id,), {})
