@@ -135,6 +135,9 @@ def prepare_binary(session, task_id, src, target, opts, options, workdir, event=
     if timeout is not None:
         kwargs['timeout'] = timeout
     if scm_hook is not None:
+        # kojid's order: the allowed-SCM check, then preSCMCheckout, then the checkout
+        source.assert_scm_allowed(source.make_scm(src, options), options, session=session,
+                                  policy_data=policy_data)
         scm_hook('preSCMCheckout', build_tag=target_info['build_config'], scratch=scratch)
     checkout = fetch(src, workdir, options, **kwargs)
     if scm_hook is not None:

@@ -102,6 +102,7 @@ class World(object):
         hub.add_container_target('f40-container-candidate', 'f40-container-build', arches,
                                  ['demo-container'])
         hub.add_channel('container-binary')
+        hub.add_channel('container-native')
         hub.grant_cg_access(hub._host_info['name'], 'koji-containerbuild')
         hub.add_repo('f40-container-build', repo_id=77)
         self.options = make_task_handler_options(

@@ -77,3 +77,24 @@ def test_repo_that_never_becomes_ready_says_what_to_do(world_factory, git_server
                 if world.hub.task(t)['method'] == 'createContainer']
     # nothing stays reserved
     assert world.hub.getBuild('demo-container-1.0-1')['state'] == koji.BUILD_STATES['FAILED']
+
+
+def test_children_scm_policy_sees_their_channel(world_factory, git_server, small_rootfs):
+    """kojid's build_from_scm policy data: user_id, channel, scratch (a policy on channel
+    must see the child's own channel)."""
+    world = world_factory()
+    world.options.allowed_scms_use_policy = True
+    seen = []
+
+    def policy(data):
+        seen.append(data)
+        return 'deny not here' if data.get('channel') == 'container-native' else 'allow'
+    world.hub.set_policy('build_from_scm', policy)
+    src, _sha = make_repo(git_server, 'policy-channel', {
+        'Dockerfile': dockerfile(), 'rootfs.tar': small_rootfs})
+    with pytest.raises(BackendError) as info:
+        world.run_parent(src)
+    assert 'not here' in str(info.value)
+    owner = world.hub.getUser('alice')['id']
+    assert [(d['channel'], d['user_id'], d['scratch']) for d in seen] == [
+        ('container', owner, False), ('container-native', owner, False)]
