@@ -63,3 +63,16 @@ def test_malformed_create_container_request_is_a_clear_fault(make_task, tmp_path
     _task_id, handler = make_task('createContainer', params, config_file=conf)
     with pytest.raises(koji.GenericError, match=message):
         handler.run()
+
+
+def test_source_package_not_listed_is_refused_before_osbs(make_task, osbs_double, hub):
+    build = hub.add_build('demo-container-1.0-3', extra={'image': {}})
+    task_id, handler = make_task('buildSourceContainer',
+                                 [TARGET, {'koji_build_id': build['id']}])
+    with pytest.raises(errors.BuildCheckError) as info:
+        handler.run()
+    text = str(info.value)
+    assert 'demo-container-source is not in the package list of tag %s' % TARGET in text
+    assert 'koji add-pkg --owner alice %s demo-container-source' % TARGET in text
+    assert osbs_double.calls('create_source_container_build') == []
+    assert hub.uploaded_files(task_id) == {}
