@@ -3,7 +3,6 @@ builds the handler (takeTask), forks (forkTask: subsession, setpgrp) and runs it
 (runTask -> closeTask/failTask/refuseTask). See tests/doubles/kojid.py."""
 
 import json
-import os
 
 import koji
 import pytest
@@ -14,14 +13,6 @@ from tests.doubles.kojid import Kojid, _alive
 LINES = ['line %d' % i for i in range(5)]
 FLATPAK_YAML = (b'compose:\n  modules:\n  - demo-app:stable\n'
                 b'flatpak:\n  id: org.example.Demo\n  branch: stable\n')
-
-
-@pytest.fixture
-def kojid(hub, options, builder_conf):
-    daemon = Kojid(hub, options, config_file=builder_conf,
-                   plugin_dir=os.environ.get('KOJID_TEST_PLUGIN_DIR'))
-    yield daemon
-    daemon.close()
 
 
 def _pids(osbs_double, call):
