@@ -97,6 +97,9 @@ class Children(object):
         try:
             self.session.getTaskResult(task_id)
         except (koji.GenericError, xmlrpc.client.Fault) as exc:
+            # A cancel of this task cancels its children first: then this is the cancel
+            # (TaskCanceled), not a failed build.
+            self.fence.check('handling the failure of %s' % names[task_id])
             self.handler.logger.info('%s (task %s) failed or was canceled; cancelling the '
                                      'other subtasks', names[task_id], task_id)
             self._cancel(sorted(unchecked - set([task_id])))

@@ -2,10 +2,14 @@
 parent and then its createContainer children), and Koji's conventions the parent follows:
 the build tag's repo through BaseTaskHandler.getRepo, waiting with wait(all, failany)."""
 
+import os
+import time
+
 import koji
 import pytest
 
 from koji_containerbuild.errors import BackendError
+from tests.doubles.kojid import _alive
 from tests.native_koji.conftest import buildah_available, dockerfile, make_repo
 
 TASK = koji.TASK_STATES
@@ -98,3 +102,55 @@ def test_children_scm_policy_sees_their_channel(world_factory, git_server, small
     owner = world.hub.getUser('alice')['id']
     assert [(d['channel'], d['user_id'], d['scratch']) for d in seen] == [
         ('container', owner, False), ('container-native', owner, False)]
+
+
+def _gated_git(tmp_path):
+    """A `git` first on PATH that blocks `git fetch` in every repository but the first
+    one it sees (the parent's check fetch passes, the child's full fetch waits)."""
+    bindir = tmp_path / 'gatebin'
+    bindir.mkdir()
+    gate = tmp_path / 'gate'
+    script = bindir / 'git'
+    script.write_text(
+        '#!/bin/sh\n'
+        '[ -e {g}.first ] || pwd > {g}.first\n'
+        'if [ "$(pwd)" != "$(cat {g}.first)" ]; then\n'
+        '  for arg in "$@"; do\n'
+        '    if [ "$arg" = fetch ]; then\n'
+        '      touch {g}.waiting\n'
+        '      while [ ! -e {g}.open ]; do sleep 0.05; done\n'
+        '      break\n'
+        '    fi\n'
+        '  done\n'
+        'fi\n'
+        'exec /usr/bin/git "$@"\n'.format(g=gate))
+    script.chmod(0o755)
+    return bindir, gate
+
+
+def test_cancel_while_the_parent_waits(kojid_world, git_server, small_rootfs, tmp_path):
+    """The user cancels while a child fetches: kojid kills both process trees (real
+    cleanupTask), the parent refunds the reservation as CANCELED; while it waited the
+    parent was marked waiting on the hub (its weight did not count)."""
+    world = kojid_world()
+    hub = world.hub
+    bindir, gate = _gated_git(tmp_path)
+    world.kojid.env['PATH'] = '%s:%s' % (bindir, os.environ['PATH'])
+    src, _sha = make_repo(git_server, 'kojid-cancel', {
+        'Dockerfile': dockerfile(), 'rootfs.tar': small_rootfs})
+    task_id, _params = world.start_parent(src)
+    parent_pid = world.kojid.start(task_id)
+    deadline = time.time() + 60
+    while not gate.with_suffix('.waiting').exists():
+        assert time.time() < deadline, 'child never fetched'
+        time.sleep(0.05)
+    (child,) = [t for t in hub.children(task_id) if hub.task(t)['method'] == 'createContainer']
+    child_pid = world.kojid.pid(child)
+    assert hub.task(task_id)['waiting'] is True
+    world.kojid.cancel(task_id)
+    world.kojid.wait(child, timeout=30)
+    assert hub.task(task_id)['state'] == TASK['CANCELED']
+    assert hub.task(child)['state'] == TASK['CANCELED']
+    assert not _alive(parent_pid) and not _alive(child_pid)
+    assert hub.getBuild('demo-container-1.0-1')['state'] == koji.BUILD_STATES['CANCELED']
+    assert not hub.calls_of('CGImport')
