@@ -27,11 +27,15 @@ def test_binary_build_under_kojid_lifecycle(kojid, hub, git_daemon, osbs_double)
     params = [git_daemon.url('demo'), TARGET, {'git_branch': 'main'}]
     task_id = hub.add_task('buildContainer', params, owner='alice')
     pid = kojid.start(task_id)
+    # the old behaviour: TaskLost -> the process exits leaving the task OPEN -> kojid
+    # frees it (FREE) -> taken again, and again
+    task = kojid.wait_state(task_id, states=(koji.TASK_STATES['CLOSED'],
+                                             koji.TASK_STATES['FAILED'],
+                                             koji.TASK_STATES['FREE']), timeout=60)
+    assert koji.TASK_STATES[task['state']] == 'CLOSED', task['_fault']
     result = kojid.result(task_id)
     assert result['koji_builds'] == ['987654']
     assert any(r.endswith('demo-container:1.0-1') for r in result['repositories'])
-    task = hub.task(task_id)
-    assert task['state'] == koji.TASK_STATES['CLOSED']
     assert task['weight'] == 2.0                        # setTaskWeight(handler.weight())
     # taken once, run in the forked task process (not in kojid's)
     assert [e for e in kojid.events if e[0] == 'taken'] == [('taken', task_id, pid)]
