@@ -33,6 +33,16 @@ orphans), `restart_kojid` (kojid comes back: it frees the OPEN tasks it has no p
 for, as kojid does at start-up), `result(task_id)`, `wait_state`, `close`, `logfile`.
 With `schedule=True` the hub double assigns FREE tasks (subtasks, freed tasks) to this
 kojid, as the hub's scheduler does.
+
+    kojid = Kojid(hub, options, config_file=conf)        # tests/builder: `kojid` fixture
+    task_id = hub.add_task('buildContainer', params, owner='alice')
+    pid = kojid.start(task_id)
+    result = kojid.result(task_id)                       # or raises the task's fault
+    kojid.close()
+
+kojid keeps polling: a task it has no process for (after `kill9`) is freed at its next
+poll, as kojid does. A test that re-runs a task in its own process instead must
+`kill_kojid()` first (nothing then touches the hub's task).
 """
 
 import json
