@@ -105,6 +105,7 @@ class Kojid(object):
         self.kojid_pid = None
         self.logfile = None
         self._proc = None
+        self._specs = []              # spec paths of the kojid processes started
         self._cond = threading.Condition()
         self._sessions = {}           # session id -> {'expired': bool, 'start_ts'}
         self._next_session = 1
@@ -249,6 +250,7 @@ class Kojid(object):
         path = os.path.join(self.logdir, 'kojid-%d.json' % time.time_ns())
         with open(path, 'w') as fobj:
             json.dump(spec, fobj)
+        self._specs.append(path)
         env = dict(os.environ)
         env.update(self.env)
         env['PYTHONPATH'] = os.pathsep.join([ROOT, DOUBLES] +
@@ -263,6 +265,14 @@ class Kojid(object):
                          and self.events.index(e) >= marker, 60, 'kojid start-up')
         self.kojid_pid = self._proc.pid
         return self.kojid_pid
+
+    def _ours(self, pid):
+        try:
+            with open('/proc/%d/cmdline' % pid, 'rb') as fobj:
+                cmdline = fobj.read()
+        except OSError:
+            return False
+        return any(spec.encode() in cmdline for spec in self._specs)
 
     def kojid_running(self):
         return self._proc is not None and self._proc.poll() is None
@@ -361,6 +371,10 @@ class Kojid(object):
             self._proc.kill()
             self._proc.wait()
         for pid in sorted(self.all_pids):
+            # only a task process of ours (a fork of our kojid: same command line), and
+            # its process group (git, buildah); never a recycled pid
+            if not self._ours(pid):
+                continue
             for kill in (os.killpg, os.kill):
                 try:
                     kill(pid, signal.SIGKILL)
