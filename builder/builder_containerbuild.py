@@ -15,50 +15,12 @@ import koji.tasks
 
 from koji_containerbuild import config as builder_config
 from koji_containerbuild import plan as build_plan
-from koji_containerbuild import ownership, scmurl, source
+from koji_containerbuild import checkout_log, ownership, scmurl, source
 from koji_containerbuild.backends.retry import TaskLost
 from koji_containerbuild.errors import OptionError, PermissionDenied, SourceError
 from koji_containerbuild.logs import SerializedSession
 
 CONFIG_FILE = builder_config.DEFAULT_CONFIG_FILE
-CHECKOUT_LOG = 'checkout.log'
-MAX_CHECKOUT_LOG = 256 * 1024     # bytes: the git steps of one fetch are a few lines
-
-
-class CheckoutLog(object):
-    """A logger for the fetch that also writes each line (already redacted by gitfetch
-    and source) to checkout.log, bounded in size."""
-
-    def __init__(self, path, logger):
-        self.logger = logger
-        self.size = 0
-        self.fobj = open(path, 'w')
-
-    def _write(self, level, msg, args):
-        getattr(self.logger, level)(msg, *args)
-        if self.fobj is None or self.size >= MAX_CHECKOUT_LOG:
-            return
-        text = (msg % args if args else str(msg)).rstrip('\n') + '\n'
-        text = text[:MAX_CHECKOUT_LOG - self.size]
-        self.size += len(text)
-        self.fobj.write(text)
-
-    def debug(self, msg, *args, **kwargs):
-        self._write('debug', msg, args)
-
-    def info(self, msg, *args, **kwargs):
-        self._write('info', msg, args)
-
-    def warning(self, msg, *args, **kwargs):
-        self._write('warning', msg, args)
-
-    def error(self, msg, *args, **kwargs):
-        self._write('error', msg, args)
-
-    def close(self):
-        if self.fobj is not None:
-            self.fobj.close()
-            self.fobj = None
 
 
 class _ContainerTask(koji.tasks.BaseTaskHandler):
@@ -108,8 +70,8 @@ class _ContainerTask(koji.tasks.BaseTaskHandler):
     def logged_fetch(self, src, workdir, options, **kwargs):
         """source.fetch_source, leaving kojid's `checkout.log` in the task output (the git
         steps and their redacted errors), also when the fetch fails."""
-        path = os.path.join(self.workdir, CHECKOUT_LOG)
-        log = CheckoutLog(path, kwargs.get('logger') or self.logger)
+        path = os.path.join(self.workdir, checkout_log.NAME)
+        log = checkout_log.CheckoutLog(path, kwargs.get('logger') or self.logger)
         kwargs['logger'] = log
         try:
             return source.fetch_source(src, workdir, options, **kwargs)
@@ -121,7 +83,7 @@ class _ContainerTask(koji.tasks.BaseTaskHandler):
             try:
                 self.uploadFile(path)
             except (koji.GenericError, OSError) as exc:
-                self.logger.warning('could not upload %s: %s', CHECKOUT_LOG, exc)
+                self.logger.warning('could not upload %s: %s', checkout_log.NAME, exc)
 
     def _callbacks(self, name, src, **kwargs):
         """run_callbacks; a refusing callback (koji wraps its error, traceback included,

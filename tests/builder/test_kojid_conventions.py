@@ -76,3 +76,14 @@ def test_source_package_not_listed_is_refused_before_osbs(make_task, osbs_double
     assert 'koji add-pkg --owner alice %s demo-container-source' % TARGET in text
     assert osbs_double.calls('create_source_container_build') == []
     assert hub.uploaded_files(task_id) == {}
+
+
+def test_checkout_log_is_bounded(tmp_path):
+    from koji_containerbuild import checkout_log
+    import logging
+    log = checkout_log.CheckoutLog(str(tmp_path / 'c.log'), logging.getLogger('t'))
+    for _ in range(100000):
+        log.debug('git %s -> %d %s', 'fetch', 0, 'x' * 100)
+    log.info('odd %s %s', 'one')          # a bad format still gives a line
+    log.close()
+    assert (tmp_path / 'c.log').stat().st_size == checkout_log.MAX_SIZE
