@@ -24,7 +24,7 @@ setup(
     + ['koji_cli_plugins'],
     # The CLI plugin file lives in cli/ (no __init__.py: koji loads every *.py there).
     package_dir={'koji_cli_plugins': 'cli'},
-    install_requires=['koji', 'jsonschema', 'requests', 'PyYAML'],
+    install_requires=['koji>=1.35', 'jsonschema', 'requests', 'PyYAML'],
     extras_require={
         'test': ['pytest', 'pytest-xdist', 'hypothesis', 'wheel', 'spdx-tools', 'jsonschema'],
     },

@@ -15,9 +15,9 @@ import koji.tasks
 
 from koji_containerbuild import config as builder_config
 from koji_containerbuild import plan as build_plan
-from koji_containerbuild import ownership, scmurl, source
+from koji_containerbuild import checkout_log, ownership, scmurl, source
 from koji_containerbuild.backends.retry import TaskLost
-from koji_containerbuild.errors import BackendError, PermissionDenied, SourceError
+from koji_containerbuild.errors import OptionError, PermissionDenied, SourceError
 from koji_containerbuild.logs import SerializedSession
 
 CONFIG_FILE = builder_config.DEFAULT_CONFIG_FILE
@@ -67,6 +67,24 @@ class _ContainerTask(koji.tasks.BaseTaskHandler):
             self._callbacks(name, src, scminfo=scminfo, **kwargs)
         return hook
 
+    def logged_fetch(self, src, workdir, options, **kwargs):
+        """source.fetch_source, leaving kojid's `checkout.log` in the task output (the git
+        steps and their redacted errors), also when the fetch fails."""
+        path = os.path.join(self.workdir, checkout_log.NAME)
+        log = checkout_log.CheckoutLog(path, kwargs.get('logger') or self.logger)
+        kwargs['logger'] = log
+        try:
+            return source.fetch_source(src, workdir, options, **kwargs)
+        except Exception as exc:
+            log.error('%s', exc)
+            raise
+        finally:
+            log.close()
+            try:
+                self.uploadFile(path)
+            except (koji.GenericError, OSError) as exc:
+                self.logger.warning('could not upload %s: %s', checkout_log.NAME, exc)
+
     def _callbacks(self, name, src, **kwargs):
         """run_callbacks; a refusing callback (koji wraps its error, traceback included,
         in a CallbackError) becomes a fault carrying the callback's own message."""
@@ -114,7 +132,8 @@ class BuildContainerTask(_ContainerTask):
         def make_plan():
             return build_plan.prepare_binary(self.session, self.id, src, target, opts,
                                              self.options, self.workdir, logger=self.logger,
-                                             scm_hook=self.scm_hook(src))
+                                             scm_hook=self.scm_hook(src),
+                                             fetch=self.logged_fetch)
         if config.backend == 'native':
             from koji_containerbuild.backends import native
             return self.guarded(lambda: native.run_binary(self, make_plan, config))
@@ -127,9 +146,7 @@ class BuildSourceContainerTask(_ContainerTask):
 
     def handler(self, target, opts=None):
         config = self.load_config()
-        if config.backend != 'osbs':
-            raise BackendError('source container builds need backend = osbs (%s has backend '
-                               '= %s)' % (config.path, config.backend))
+        refuse_unless(config, 'osbs', 'buildSourceContainer')
 
         def make_plan():
             return build_plan.prepare_source(self.session, self.id, target, opts,
@@ -144,11 +161,26 @@ class CreateContainerTask(_ContainerTask):
     Methods = ['createContainer']
     _taskWeight = 2.0
 
-    def handler(self, *args, **kwargs):
+    def handler(self, src, target, arch, params):
         config = self.load_config()
-        if config.backend != 'native':
-            raise BackendError('createContainer tasks need backend = native on this builder '
-                               '(%s has backend = %s)' % (config.path, config.backend))
+        refuse_unless(config, 'native', 'createContainer')
+        for name, value in (('src', src), ('target', target), ('arch', arch)):
+            if not isinstance(value, str) or not value:
+                raise OptionError('createContainer: %s must be a non-empty string, got %s'
+                                  % (name, type(value).__name__))
+        if not isinstance(params, dict):
+            raise OptionError('createContainer: params must be a dict, got %s'
+                              % type(params).__name__)
         from koji_containerbuild.backends import native
         # an orphan must not remove the work directory its task's re-run uses
-        return self.guarded(lambda: native.run_arch(self, config, *args, **kwargs))
+        return self.guarded(lambda: native.run_arch(self, config, src, target, arch, params))
+
+
+def refuse_unless(config, backend, method):
+    """A builder whose backend cannot run `method` gives the task back to the hub
+    (koji.tasks.RefuseTask -> host.refuseTask), which offers it to another host of the
+    channel, instead of failing the build."""
+    if config.backend != backend:
+        raise koji.tasks.RefuseTask(
+            '%s tasks need backend = %s on the builder (%s has backend = %s)'
+            % (method, backend, config.path, config.backend))

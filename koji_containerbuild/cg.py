@@ -2,11 +2,13 @@
 
 Shapes follow docs/shared container-image-metadata.md section 2 (what OSBS imports):
 only `build.extra.image` (the hub derives typeinfo), one buildroot and one
-`docker-image` output per arch, logs as `log` outputs. Each image output is backed
-by a small placeholder tar.gz naming its pull spec: the image itself lives in the
-registry, and uploading it to Koji as well would store every layer twice and make
-each import as slow as a full image upload. Output is deterministic: the same
-inputs give byte-identical placeholders and metadata.
+`docker-image` output per arch, each arch's log as a `log` output of that arch's
+buildroot. Each image output is backed by a small placeholder tar.gz naming its pull
+spec: the image itself lives in the registry, and uploading it to Koji as well would
+store every layer twice and make each import as slow as a full image upload. The
+placeholder's name (`registry-pointer-<config digest>.<arch>.tar.gz`) says so: OSBS's
+`docker-image-*.tar.gz` archives are `docker load`-able images, these are not.
+Output is deterministic: the same inputs give byte-identical placeholders and metadata.
 """
 
 import gzip
@@ -24,6 +26,9 @@ from koji_containerbuild.errors import BackendError
 from koji_containerbuild.registry import MEDIA_LIST, MEDIA_V2S2, digest_of, manifest_list
 
 CG_NAME = 'koji-containerbuild'
+PLACEHOLDER_PREFIX = 'registry-pointer-'
+OS_RELEASE = '/etc/os-release'
+MAX_OS_RELEASE = 64 * 1024
 OSBS_BUILD = {'kind': 'container_build', 'engine': 'buildah', 'subtypes': []}
 _CONTROL_RE = re.compile('[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
 
@@ -113,13 +118,16 @@ def publish_manifest_list(registry, repository, arch_results, tags, stages=None,
 # ------------------------------------------------------------------ placeholders
 
 def placeholder_filename(arch_result):
-    return 'docker-image-%s.%s.tar.gz' % (arch_result['config_digest'], arch_result['arch'])
+    """Not `docker-image-...`: that name is OSBS's for a loadable image archive."""
+    return '%s%s.%s.tar.gz' % (PLACEHOLDER_PREFIX, arch_result['config_digest'],
+                               arch_result['arch'])
 
 
 def placeholder_archive(arch_result):
     """(filename, bytes): a tar.gz with a README naming where the image really is."""
     where = arch_result['repositories'] or ['(not pushed: %s)' % arch_result.get('image_dir')]
-    text = ('This is a placeholder. The %s image %s is stored in a container registry:\n%s\n'
+    text = ('This is not a container image and cannot be loaded (docker/podman load).\n'
+            'The %s image %s is stored in a container registry; pull it from:\n%s\n'
             % (arch_result['arch'], arch_result['config_digest'],
                '\n'.join('  %s' % r for r in where))).encode('utf-8')
     raw = io.BytesIO()
@@ -151,6 +159,41 @@ def _path_facts(path):
     return {'filesize': size, 'checksum': digest.hexdigest(), 'checksum_type': 'sha256'}
 
 
+# ------------------------------------------------------------------ buildroot facts
+
+def host_os(path=OS_RELEASE):
+    """The builder host's OS for buildroot `host.os`, from os-release(5): PRETTY_NAME,
+    else `NAME VERSION_ID`; the kernel's name when the file is missing or says nothing."""
+    fields = {}
+    try:
+        with open(path, 'rb') as f:
+            data = f.read(MAX_OS_RELEASE).decode('utf-8', 'replace')
+    except OSError:
+        data = ''
+    for line in data.splitlines():
+        key, sep, value = line.partition('=')
+        if sep and key.strip() in ('PRETTY_NAME', 'NAME', 'VERSION_ID'):
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in '"\'':
+                value = value[1:-1]
+            fields[key.strip()] = value[:200]
+    text = fields.get('PRETTY_NAME') or ' '.join(
+        v for v in (fields.get('NAME'), fields.get('VERSION_ID')) if v)
+    return text or os.uname().sysname
+
+
+def buildroot_container(arch, settings):
+    """Buildroot `container`: the build's RUN steps ran in buildah containers with the
+    configured isolation (oci, chroot or rootless), not on the bare host."""
+    return {'type': 'buildah', 'arch': arch}
+
+
+def buildroot_extra(settings):
+    """Buildroot `extra`: how buildah isolated the build."""
+    return {'buildah': dict((k, settings[k]) for k in ('isolation', 'network')
+                            if settings.get(k))}
+
+
 # ------------------------------------------------------------------ metadata
 
 def build_metadata(identity, source, owner, task_id, start_time, end_time, arch_results,
@@ -161,7 +204,8 @@ def build_metadata(identity, source, owner, task_id, start_time, end_time, arch_
 
     arch_results: native_build.build_arch results. index: index_info(...) or None
     (no registry). parent_build: the Koji build dict of the final parent, or None.
-    logs: [(local path, filename)], attached to the first buildroot, arch noarch.
+    logs: [(local path, filename)]; an arch's log (its `log_file`, else `<arch>.log`) is
+    an output of that arch's buildroot, any other log one of the first buildroot, noarch.
     """
     import koji_containerbuild
 
@@ -240,11 +284,14 @@ def build_metadata(identity, source, owner, task_id, start_time, end_time, arch_
     if len(set(ids)) != len(ids):
         raise BackendError('Two arches report the same buildroot id: %s' % ', '.join(ids))
     seen = set(o['filename'] for o in outputs)
+    log_of = dict((r.get('log_file') or '%s.log' % r['arch'], (b['id'], r['arch']))
+                  for r, b in zip(results, buildroots))
     for path, filename in logs:
         if filename in seen or '/' in filename:
             raise BackendError('Log name %r is not unique or not a plain name' % filename)
         seen.add(filename)
-        out = {'buildroot_id': ids[0], 'type': 'log', 'arch': 'noarch', 'filename': filename}
+        root_id, arch = log_of.get(filename, (ids[0], 'noarch'))
+        out = {'buildroot_id': root_id, 'type': 'log', 'arch': arch, 'filename': filename}
         out.update(_path_facts(path))
         outputs.append(out)
     return _clean({'metadata_version': 0, 'build': build, 'buildroots': buildroots,

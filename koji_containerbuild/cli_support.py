@@ -161,7 +161,9 @@ def run(command, goptions, session, args):
         result = session.getTaskResult(task_id)
     except (koji.GenericError, koji.xmlrpcplus.Fault) as exc:
         return _fail(cmd, 'task %d failed: %s' % (task_id, _fault_text(exc)))
-    print_result(goptions.weburl, result)
+    if not values.quiet:
+        # like `koji build --quiet`: nothing on success, the fault on failure
+        print_result(goptions.weburl, result)
     return EXIT_OK
 
 

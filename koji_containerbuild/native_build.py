@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import koji_containerbuild
-from koji_containerbuild import buildah, dockerfile as dockerfile_reader, rpmdb
+from koji_containerbuild import buildah, cg, dockerfile as dockerfile_reader, rpmdb
 from koji_containerbuild.errors import BackendError, SourceError
 from koji_containerbuild.registry import MEDIA_V2S2, check_repository
 
@@ -374,8 +374,9 @@ def buildroot_info(arch, host, settings):
     """Buildroot facts (without the content generator, which cg.py adds)."""
     return {
         'id': '%s-%s' % (arch, host),
-        'host': {'os': None, 'arch': arch},
-        'container': {'type': 'none', 'arch': arch},
+        'host': {'os': cg.host_os(), 'arch': arch},
+        'container': cg.buildroot_container(arch, settings),
+        'extra': cg.buildroot_extra(settings),
         'tools': [
             {'name': 'buildah', 'version': buildah.version(
                 (settings.get('storage') or buildah.Storage()).buildah)},

@@ -135,6 +135,9 @@ def prepare_binary(session, task_id, src, target, opts, options, workdir, event=
     if timeout is not None:
         kwargs['timeout'] = timeout
     if scm_hook is not None:
+        # kojid's order: the allowed-SCM check, then preSCMCheckout, then the checkout
+        source.assert_scm_allowed(source.make_scm(src, options), options, session=session,
+                                  policy_data=policy_data)
         scm_hook('preSCMCheckout', build_tag=target_info['build_config'], scratch=scratch)
     checkout = fetch(src, workdir, options, **kwargs)
     if scm_hook is not None:
@@ -207,6 +210,20 @@ def _image_extra(session, build):
     return image
 
 
+def check_source_package(session, dest_tag, component, build, owner, event=None):
+    """The source container is its own Koji package, `<image name>-source`: unlisted in
+    the destination tag, the import at the very end would fail after the whole OSBS run,
+    so say it now, with the admin's command."""
+    config = session.getPackageConfig(dest_tag, component, event=event)
+    if not config:
+        raise BuildCheckError(
+            'Package %s is not in the package list of tag %s. A source container build of '
+            '%s is imported as its own package, %s (the image\'s name + "-source"): ask a '
+            'Koji admin to add it before building: koji add-pkg --owner %s %s %s'
+            % (component, dest_tag, build.get('nvr'), component, owner, dest_tag, component))
+    return checks.check_package_allowed(session, dest_tag, component, event=event)
+
+
 def prepare_source(session, task_id, target, opts, options, workdir, event=None,
                    logger=None):
     """Check a buildSourceContainer request; return a SourcePlan.
@@ -233,7 +250,7 @@ def prepare_source(session, task_id, target, opts, options, workdir, event=None,
     component = '%s-source' % build['name']
     dest_tag = target_info['dest_tag_name']
     if not scratch:
-        checks.check_package_allowed(session, dest_tag, component, event=event)
+        check_source_package(session, dest_tag, component, build, owner, event=event)
     if logger is not None:
         for warning in warnings:
             logger.warning('%s', warning)

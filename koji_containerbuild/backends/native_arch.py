@@ -163,7 +163,8 @@ class ArchBuild(object):
         checkout = source.fetch_full_tree(
             self.src, os.path.join(workdir, 'source'), self.handler.options,
             session=self.session, logger=self.logger,
-            policy_data={'user_id': self._owner_id(), 'scratch': params['scratch']})
+            policy_data={'user_id': self._owner_id(), 'channel': self._channel(),
+                         'scratch': params['scratch']})
         srcdir = checkout.srcdir
         dockerfile = params['dockerfile']
         if not os.path.isfile(os.path.join(srcdir, dockerfile)):
@@ -203,6 +204,14 @@ class ArchBuild(object):
              'repo_id': params['repo_id'], 'build_tag': params['build_tag']},
             [scmurl.redact(u) for u in params['yum_repourls']], repo_files[1:])
         return result
+
+    def _channel(self):
+        # kojid's build_from_scm policy data names the task's channel
+        try:
+            info = self.session.getChannel(self.handler.taskinfo['channel_id'])
+        except (koji.GenericError, KeyError, TypeError):
+            return None
+        return info['name'] if info else None
 
     def _owner_id(self):
         try:

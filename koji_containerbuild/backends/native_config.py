@@ -38,8 +38,9 @@ KEYS = (
      'Organization prepended to every repository: name label "a/b" becomes "<ns>/a-b"'),
     ('content_generator', 'koji-containerbuild', 'text',
      'Content generator name used for CGInitBuild/CGImport (grant it to every builder user)'),
-    ('channel', 'container-binary', 'text',
-     'Koji channel of the per-arch createContainer subtasks (hosts with buildah, per arch)'),
+    ('channel', 'container-native', 'text',
+     'Koji channel of the per-arch createContainer subtasks (hosts with buildah, per arch; '
+     'not the parent\'s container-binary, so OSBS builders never get them)'),
     ('network', 'private', 'choice', 'buildah --network for RUN steps: private (own network '
      'namespace: builds reach repos but not the builder\'s loopback services), host or none'),
     ('isolation', 'oci', 'choice', 'buildah --isolation for RUN steps: oci, chroot or rootless'),

@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import time
+import xmlrpc.client
 
 import koji
 
@@ -291,11 +292,23 @@ class ParentBuild(object):
         return rel
 
     def _repo_id(self):
+        """The build tag's repo as kojid's own build tasks get it (BaseTaskHandler.getRepo):
+        on Koji 1.35+ a repo is made on request, so ask for one and, if none is ready,
+        wait for it in a `waitrepo` subtask."""
         build_tag = self.plan.target['build_tag_name']
-        repo = self.session.getRepo(build_tag)
-        if not repo:
-            raise BackendError('Build tag %s has no ready Koji repository: regenerate it '
-                               '(koji regen-repo %s)' % (build_tag, build_tag))
+        self.children.fence.check('requesting a repo of %s' % build_tag)
+        try:
+            repo = self.handler.getRepo(self.plan.target['build_tag'])
+        except (koji.GenericError, xmlrpc.client.Fault) as exc:
+            raise BackendError(
+                'No repository of build tag %s became ready (%s). On Koji 1.35 and later a '
+                'repo is made only on request, by kojira or by a builder in the createrepo '
+                'channel (`koji regen-repo %s` alone only queues a request): check that '
+                'kojira runs and that the createrepo channel has a working host'
+                % (build_tag, short(getattr(exc, 'faultString', None) or exc), build_tag))
+        if not repo or 'id' not in repo:
+            raise BackendError('No repository of build tag %s (getRepo returned %r)'
+                               % (build_tag, repo))
         return int(repo['id'])
 
     # -- parent images

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from tests.doubles.hub_session import HubSessionDouble, make_task_handler_options
+from tests.doubles.kojid import Kojid
 from tests.doubles.osbs._cluster import Cluster
 from tests.support.gitserver import GitDaemon
 from tests.support.plugins import builder_plugin
@@ -92,3 +93,14 @@ def make_task(hub, options, builder_conf, plugin):
         handler.logger = logging.getLogger('test.builder')
         return task_id, handler
     return _make
+
+
+@pytest.fixture
+def kojid(hub, options, builder_conf):
+    """The kojid double (koji.daemon.TaskManager in a kojid process) with this test's
+    builder config. KOJID_TEST_PLUGIN_DIR runs another copy of the plugin (e.g. an old
+    version, to see a regression test fail)."""
+    daemon = Kojid(hub, options, config_file=builder_conf,
+                   plugin_dir=os.environ.get('KOJID_TEST_PLUGIN_DIR'))
+    yield daemon
+    daemon.close()

@@ -1,5 +1,5 @@
 """Cancellation by real signals (kojid's order and timing) and restart safety, with the
-handler in a real child process started by the kojid double."""
+task run by the kojid double (koji.daemon.TaskManager in a separate kojid process)."""
 
 import json
 import os
@@ -64,21 +64,20 @@ def test_kojid_cancel_cancels_the_run_before_the_process_dies(kojid, hub, git_da
 
 
 def test_restart_after_sigkill_reattaches_without_duplicates(kojid, hub, git_daemon,
-                                                               builder_conf, osbs_double,
-                                                               make_task):
+                                                               builder_conf, osbs_double):
     task_id, params, name = _start(kojid, hub, git_daemon, builder_conf, osbs_double)
+    first = kojid.pid(task_id)
     kojid.kill9(task_id)
     before = hub.uploaded_files(task_id)
     record = json.loads(before['osbs-run.json'])
     assert record['state'] == 'running' and record['name'] == name
-    # kojid restarts: the task is freed and runs again from scratch with the same id
-    hub.free_task(task_id)
-    hub.open_task(task_id)
+    # kojid reaps the dead process and frees the OPEN task it has no process for; the
+    # hub gives it back and the same id runs again from scratch, in a new process
+    hub.schedule = True
+    second = kojid.wait_taken(task_id, not_pid=first)
+    assert second != first
     osbs_double.release(name)
-    cls = type(make_task('buildContainer', params)[1])
-    handler = cls(task_id, 'buildContainer', params, hub, kojid.options)
-    handler.config_file = builder_conf
-    result = handler.run()
+    result = kojid.result(task_id)
     assert result['koji_builds'] == ['987654']
     assert len(osbs_double.calls('create_binary_container_build')) == 1
     files = hub.uploaded_files(task_id)

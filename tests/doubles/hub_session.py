@@ -16,7 +16,9 @@ What it models (each rule is the real hub's, not a convenience):
 
 - Return shapes of the user API (getTag, getBuildConfig, getPackageConfig, getBuild,
   getBuildType, getTaskInfo, getUser, getChannel, getLastEvent, getBuildTarget, getRepo
-  (seed repos with ``add_repo``), listTaskOutput with ``st_size`` as a *string*,
+  (seed repos with ``add_repo``; Koji 1.35+'s ``repo.request``/``repo.checkRequest`` as
+  BaseTaskHandler.getRepo uses them: a request is made when no READY repo exists and
+  nothing serves it, as on a hub without kojira or a createrepo host), listTaskOutput with ``st_size`` as a *string*,
   downloadTaskOutput returning bytes as ClientSession does, listArchives whose ``extra``
   is the CG output's whole ``extra``: ``{'image': {'arch'}, 'docker': {...}}``).
 - Faults are real koji exception classes (GenericError, ActionNotAllowed, AuthError,
@@ -35,6 +37,13 @@ What it models (each rule is the real hub's, not a convenience):
 - ``host.taskWaitResults`` returns ``[[id, result], ...]``; a failed child re-raises its
   fault, a canceled one raises "Task N is canceled"; ``canfail`` children give
   ``{'faultCode', 'faultString'}`` instead.
+- kojid's side (koji.daemon.TaskManager): ``host.getTasks`` (tasks ASSIGNED to this host;
+  with ``schedule = True`` FREE tasks of the methods kojid reported in ``updateHost`` and
+  of ``host_channels`` are assigned first, except those this host refused),
+  ``host.getHostTasks`` (``alert`` for a waiting task whose awaited child finished),
+  ``openTask``, ``setTaskWeight``, ``refuseTask`` (FREE again, see ``refusals()``),
+  ``freeTasks``, ``updateHost``; ``closeTask``/``failTask`` decode kojid's XML-RPC
+  encoded response as the hub does. ``assign_task`` plays the scheduler for one task.
 - Cancellation (``cancelTask`` / ``cancel_task``; ``cancelTaskChildren`` for the children
   only): CANCELED at once, children recursively,
   BUILDING builds whose task_id is the task become CANCELED; afterwards closeTask,
@@ -70,6 +79,7 @@ import xmlrpc.client
 
 import koji
 import koji.util
+import koji.xmlrpcplus
 
 TASK = koji.TASK_STATES
 BUILD = koji.BUILD_STATES
@@ -114,10 +124,32 @@ def _archive_type(filename):
     return best[0] if best else None
 
 
+def _is_xmlrpc(value):
+    return isinstance(value, str) and value.lstrip().startswith('<?xml')
+
+
 def _policy_allows(result):
     parts = (result or '').split(None, 1)
     parts.extend(['', ''])
     return parts[0].lower() in ('yes', 'true', 'allow', 'allowed'), parts[1]
+
+
+class _Namespace(object):
+    """``session.<prefix>``: calls ``_<prefix>_<name>`` through the double's lock and log
+    (``session.repo.request`` -> ``_repo_request``)."""
+
+    def __init__(self, hub, prefix):
+        self._hub = hub
+        self._prefix = prefix
+
+    def __getattr__(self, name):
+        impl = getattr(self._hub, '_%s_%s' % (self._prefix, name), None)
+        if impl is None:
+            raise AttributeError(name)
+
+        def call(*args, **kwargs):
+            return self._hub._call('%s.%s' % (self._prefix, name), impl, args, kwargs)
+        return call
 
 
 class _Host(object):
@@ -179,6 +211,13 @@ class HubSessionDouble(object):
         self._build_dirs = set()       # build ids whose directory exists (imported)
         self.btypes = set(['rpm', 'maven', 'win', 'image'])
         self.host = _Host(self)
+        self.repo = _Namespace(self, 'repo')
+        self._repo_requests = {}       # request id -> record (repo.request)
+        # the scheduler (host.getTasks): off unless a test runs tasks through kojid
+        self.schedule = False
+        self.host_channels = None      # None: this host is in every channel
+        self.host_data = None          # updateHost's data (kojid's handler methods)
+        self._refused = {}             # task id -> refuseTask details
         self.add_channel('default')
         self.add_channel('container')
         user = self.add_user(host_name, usertype=koji.USERTYPES['HOST'])
@@ -428,6 +467,14 @@ class HubSessionDouble(object):
             task = self._task_strict(task_id)
             task['state'] = TASK['FREE']
             task['host_id'] = None
+
+    def assign_task(self, task_id):
+        """As the hub's scheduler: the task becomes ASSIGNED to this host (kojid's
+        getNextTask takes it)."""
+        with self._lock:
+            task = self._task_strict(task_id)
+            task['state'] = TASK['ASSIGNED']
+            task['host_id'] = self.host_id
 
     def open_task(self, task_id):
         with self._lock:
@@ -759,6 +806,51 @@ class HubSessionDouble(object):
         if not found:
             return None
         return self._repo_view(max(found, key=lambda r: r['create_event']))
+
+    # Koji 1.35+ repos: made on request (kojira or a createrepo host serves requests).
+
+    def _repo_request(self, tag, min_event=None, at_event=None, opts=None, priority=None,
+                      force=False):
+        """``repo.request``: {'repo': the newest READY repo (at least ``min_event``) or
+        None, 'request': None or an active request for one}."""
+        tinfo = self._tag_strict(tag)
+        repo = self._api_getRepo(tinfo['id'], min_event=min_event)
+        if repo and not force:
+            return {'repo': repo, 'request': None}
+        for req in self._repo_requests.values():
+            if req['tag_id'] == tinfo['id'] and req['active']:
+                return {'repo': None, 'request': copy.deepcopy(req)}
+        rid = len(self._repo_requests) + 1
+        self._repo_requests[rid] = {
+            'id': rid, 'tag_id': tinfo['id'], 'tag_name': tinfo['name'],
+            'min_event': min_event if min_event is not None else self._event,
+            'at_event': at_event, 'opts': opts, 'task_id': None, 'task_state': None,
+            'repo_id': None, 'active': True, 'tries': 0, 'priority': priority}
+        self._bump_event()
+        return {'repo': None, 'request': copy.deepcopy(self._repo_requests[rid])}
+
+    def _repo_checkRequest(self, req_id):
+        req = self._repo_requests.get(int(req_id))
+        if req is None:
+            raise koji.GenericError('No such repo request: %s' % req_id)
+        repo = self._api_getRepo(req['tag_id'], min_event=req['min_event'])
+        if repo:
+            req['active'] = False
+            req['repo_id'] = repo['id']
+        return {'repo': repo, 'request': copy.deepcopy(req)}
+
+    def _repo_get(self, tag, min_event=None, at_event=None, opts=None):
+        return self._api_getRepo(tag, min_event=min_event)
+
+    def repo_requests(self, tag=None):
+        """The repo requests made so far (of ``tag``)."""
+        with self._lock:
+            return [copy.deepcopy(r) for r in self._repo_requests.values()
+                    if tag is None or r['tag_name'] == tag]
+
+    def _api_tagLastChangeEvent(self, tag):
+        self._tag_strict(tag)
+        return self._event
 
     def _api_getNextRelease(self, build_info, incr=1):
         """Bump the release of the newest COMPLETE/DELETED/BUILDING non-draft build of
@@ -1532,16 +1624,122 @@ class HubSessionDouble(object):
 
     def _host_closeTask(self, task_id, response):
         task = self._assert_host(task_id)
+        if _is_xmlrpc(response):
+            # kojid's runTask sends the result XML-RPC encoded; the hub stores it so
+            (response,), _method = koji.xmlrpcplus.loads(response)
         task['state'] = TASK['CLOSED']
         task['_result'] = copy.deepcopy(response)
         task['completion_time'] = time.time()
 
     def _host_failTask(self, task_id, response):
         task = self._assert_host(task_id)
+        if _is_xmlrpc(response):
+            try:
+                koji.xmlrpcplus.loads(response)
+                response = koji.GenericError('failTask without a fault')
+            except xmlrpc.client.Fault as fault:
+                # what getTaskResult raises on the client: the koji class of the code
+                response = koji.convertFault(fault)
         task['state'] = TASK['FAILED']
         task['_fault'] = response if isinstance(response, Exception) else \
             koji.GenericError(str(response))
         task['completion_time'] = time.time()
+
+    # kojid's TaskManager calls (koji.daemon): the scheduler side of the hub.
+
+    def _host_updateHost(self, task_load, ready, data=None):
+        self._host_info['task_load'] = float(task_load)
+        self._host_info['ready'] = bool(ready)
+        self._host_info['update_ts'] = time.time()
+        if data is not None:
+            self.host_data = copy.deepcopy(data)
+
+    def _schedule(self):
+        """With ``schedule`` on, FREE tasks this host can run (a method it reported in
+        updateHost, a channel in ``host_channels``) are ASSIGNED to it, as the hub's
+        scheduler would; a task this host refused is left for other hosts."""
+        methods = set((self.host_data or {}).get('methods') or ())
+        for task in sorted(self._tasks.values(), key=lambda t: (t['priority'], t['id'])):
+            if task['state'] != TASK['FREE'] or task['method'] not in methods:
+                continue
+            if task['id'] in self._refused:
+                continue
+            if self.host_channels is not None:
+                chan = self._channels.get(task['channel_id'])
+                if chan is None or chan['name'] not in self.host_channels:
+                    continue
+            task['state'] = TASK['ASSIGNED']
+            task['host_id'] = self.host_id
+
+    def _host_getTasks(self):
+        """Tasks ASSIGNED to this host (kojid's getNextTask takes them in order)."""
+        if self.schedule:
+            self._schedule()
+        return [self._api_getTaskInfo(t['id'])
+                for t in sorted(self._tasks.values(), key=lambda t: (t['priority'], t['id']))
+                if t['state'] == TASK['ASSIGNED'] and t['host_id'] == self.host_id]
+
+    def _host_getHostTasks(self):
+        """OPEN tasks of this host: id, waiting, weight; a waiting task with a finished
+        awaited child gets ``alert`` (kojid then sends it SIGUSR2)."""
+        result = []
+        for task in sorted(self._tasks.values(), key=lambda t: t['id']):
+            if task['state'] != TASK['OPEN'] or task['host_id'] != self.host_id:
+                continue
+            entry = {'id': task['id'], 'waiting': task['waiting'], 'weight': task['weight']}
+            if task['waiting']:
+                finished = [c for c in self._tasks.values()
+                            if c['parent'] == task['id'] and c['awaited']
+                            and c['state'] in (TASK['CLOSED'], TASK['FAILED'],
+                                               TASK['CANCELED'])]
+                if finished:
+                    entry['alert'] = True
+            result.append(entry)
+        return result
+
+    def _host_openTask(self, task_id):
+        task = self._task_strict(task_id)
+        if task['state'] == TASK['ASSIGNED'] and task['host_id'] != self.host_id:
+            return None
+        if task['state'] not in (TASK['FREE'], TASK['ASSIGNED']):
+            return None
+        task['state'] = TASK['OPEN']
+        task['host_id'] = self.host_id
+        task['start_time'] = time.time()
+        return self._api_getTaskInfo(task['id'], request=True)
+
+    def _host_setTaskWeight(self, task_id, weight):
+        task = self._assert_host(task_id)
+        task['weight'] = float(weight)
+
+    def _host_refuseTask(self, task_id, soft=True, msg=''):
+        """The host gives the task back (koji.tasks.RefuseTask): FREE for another host;
+        the scheduler does not offer it to this host again."""
+        task = self._task_strict(task_id)
+        if task['host_id'] != self.host_id or \
+                task['state'] not in (TASK['OPEN'], TASK['ASSIGNED']):
+            raise koji.ActionNotAllowed('host %d does not own task %d'
+                                        % (self.host_id, int(task_id)))
+        task['state'] = TASK['FREE']
+        task['host_id'] = None
+        self._refused[task['id']] = {'soft': bool(soft), 'msg': msg}
+
+    def _host_freeTasks(self, tasks):
+        for task_id in tasks:
+            task = self._task_strict(task_id)
+            if task['host_id'] != self.host_id:
+                raise koji.ActionNotAllowed('host %d does not own task %d'
+                                            % (self.host_id, int(task_id)))
+            if task['state'] in (TASK['CLOSED'], TASK['CANCELED'], TASK['FAILED']):
+                raise koji.GenericError('Cannot free task %i, state is %s'
+                                        % (task['id'], TASK[task['state']]))
+            task['state'] = TASK['FREE']
+            task['host_id'] = None
+
+    def refusals(self):
+        """{task_id: {'soft', 'msg'}} of the tasks this host refused."""
+        with self._lock:
+            return copy.deepcopy(self._refused)
 
     def _host_tagBuild(self, task_id, tag, build, force=False, fromtag=None):
         task = self._assert_host(task_id)

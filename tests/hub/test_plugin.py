@@ -121,3 +121,15 @@ def test_plugin_file_is_thin():
 def test_task_ids_are_ints_and_distinct(hub, plugin, kind):
     ids = [submit(hub, plugin, kind, base_opts(kind)) for _ in range(3)]
     assert all(type(i) is int for i in ids) and len(set(ids)) == 3
+
+
+def test_create_container_signature_registered(plugin):
+    """The native builder's per-arch subtask: policies and taskinfo see its arguments."""
+    load_plugin('_koji_plugin__hub_containerbuild_again2')
+    assert koji.tasks.LEGACY_SIGNATURES['createContainer'] == [
+        [['src', 'target', 'arch', 'params'], None, None, None]]
+    params = koji.tasks.parse_task_params(
+        'createContainer', ['git://scm.example.com/c/demo#abc', 'f40-candidate', 'x86_64',
+                            {'repo_id': 7}])
+    assert params == {'src': 'git://scm.example.com/c/demo#abc', 'target': 'f40-candidate',
+                      'arch': 'x86_64', 'params': {'repo_id': 7}}

@@ -152,16 +152,18 @@ def test_metadata_fields(layered, base_image, registry, tmp_path):
     assert image['index']['pull'][0].split('@')[1] == index['digests'][MEDIA_LIST]
     assert image['media_types'] == [MEDIA_LIST, MEDIA_V2S2]
     root, = meta['buildroots']
-    assert root == {'id': 'x86_64-builder-1', 'host': {'os': None, 'arch': 'x86_64'},
+    assert root == {'id': 'x86_64-builder-1', 'host': {'os': cg.host_os(), 'arch': 'x86_64'},
                     'content_generator': {'name': 'koji-containerbuild',
                                           'version': root['content_generator']['version']},
-                    'container': {'type': 'none', 'arch': 'x86_64'},
+                    'container': {'type': 'buildah', 'arch': 'x86_64'},
+                    'extra': root['extra'],
                     'tools': root['tools'], 'components': root['components']}
+    assert root['host']['os'] and root['extra']['buildah']['isolation']
     assert [t['name'] for t in root['tools']] == ['buildah', 'koji-containerbuild']
     image_out, log_out = meta['output']
     name, data = cg.placeholder_archive(result)
     assert image_out['filename'] == name == \
-        'docker-image-%s.x86_64.tar.gz' % result['config_digest']
+        'registry-pointer-%s.x86_64.tar.gz' % result['config_digest']
     assert image_out['filesize'] == len(data)
     assert image_out['checksum'] == hashlib.sha256(data).hexdigest()
     assert image_out['checksum_type'] == 'sha256'
@@ -177,7 +179,8 @@ def test_metadata_fields(layered, base_image, registry, tmp_path):
         'config': result['config'], 'layer_sizes': result['layer_sizes'],
         'tags': ['test-00002-20240501093013-x86_64']}
     assert 'container_config' not in docker['config']
-    assert log_out == {'buildroot_id': root['id'], 'type': 'log', 'arch': 'noarch',
+    # the arch's log belongs to that arch's buildroot
+    assert log_out == {'buildroot_id': root['id'], 'type': 'log', 'arch': 'x86_64',
                        'filename': 'x86_64.log', 'filesize': 9, 'checksum_type': 'sha256',
                        'checksum': hashlib.sha256(b'line one\n').hexdigest()}
     # the placeholder names the pull specs

@@ -15,6 +15,7 @@ import pytest
 from koji_containerbuild import config as config_mod, plan as plan_mod
 from koji_containerbuild.backends import native
 from tests.doubles.hub_session import HubSessionDouble, make_task_handler_options
+from tests.doubles.kojid import Kojid
 from tests.support.gitserver import GitDaemon
 from tests.support.registry import RunningRegistry
 
@@ -101,6 +102,7 @@ class World(object):
         hub.add_container_target('f40-container-candidate', 'f40-container-build', arches,
                                  ['demo-container'])
         hub.add_channel('container-binary')
+        hub.add_channel('container-native')
         hub.grant_cg_access(hub._host_info['name'], 'koji-containerbuild')
         hub.add_repo('f40-container-build', repo_id=77)
         self.options = make_task_handler_options(
@@ -110,6 +112,7 @@ class World(object):
         self.auth_path.write_text(json.dumps({'auths': {host: {'auth': base64.b64encode(
             ('builder:%s' % SECRET).encode()).decode()}}}))
         conf = tmp_path / 'builder_containerbuild.conf'
+        self.conf_path = conf
         # never the system storage: every task's storage lives under here
         self.storage_root = tmp_path / 'storage'
         conf.write_text(
@@ -125,6 +128,9 @@ class World(object):
         hub.subtask_hook = self.on_subtask
         self.arch_behaviour = {}     # arch -> 'run' | 'fail' | 'leave' | callable
         self.tag_behaviour = 'run'
+        self.waitrepo_behaviour = 'ready'   # 'ready' (a repo appears) | 'fail' | 'leave'
+        self.kojid_children = False  # createContainer left FREE for the kojid double
+        self.kojid = None
 
     # -- parent
     def start_parent(self, src, opts=None, target='f40-container-candidate'):
@@ -145,6 +151,10 @@ class World(object):
 
     # -- children, as the other builders would run them
     def on_subtask(self, task_id, method, arglist, opts):
+        if method == 'createContainer' and self.kojid_children:
+            return
+        if method == 'waitrepo':
+            return self.run_waitrepo(task_id, arglist)
         if method == 'createContainer':
             arch = arglist[2]
             behaviour = self.arch_behaviour.get(arch, 'run')
@@ -169,6 +179,19 @@ class World(object):
                 self.hub.finish_task(task_id, fault=exc)
                 return
             self.hub.finish_task(task_id, result=None)
+
+    def run_waitrepo(self, task_id, arglist):
+        """koji.tasks.WaitrepoTask as another builder runs it: the repo appears (kojira
+        served the request), or it gives up after its timeout."""
+        if self.waitrepo_behaviour == 'leave':
+            return
+        self.hub.open_task(task_id)
+        if self.waitrepo_behaviour == 'fail':
+            self.hub.finish_task(task_id, fault=koji.GenericError(
+                'Unsuccessfully waited 120:00 for a new %s repo' % arglist[0]))
+            return
+        repo = self.hub.add_repo(arglist[0])
+        self.hub.finish_task(task_id, result=repo)
 
     def run_child(self, task_id, arglist):
         self.hub.open_task(task_id)
@@ -200,6 +223,26 @@ def world_factory(tmp_path, registry_url):
     def make(**kwargs):
         return World(tmp_path, registry_url, **kwargs)
     return make
+
+
+@pytest.fixture
+def kojid_world(world_factory):
+    """A World whose tasks kojid runs: the parent and its createContainer children are
+    taken by one kojid double (koji.daemon.TaskManager, tests/doubles/kojid.py) with the
+    hub's scheduler on; tagBuild and waitrepo stay with the World (other builders)."""
+    daemons = []
+
+    def make(**kwargs):
+        world = world_factory(**kwargs)
+        world.kojid_children = True
+        world.hub._host_info['capacity'] = 10.0
+        world.kojid = Kojid(world.hub, world.options, config_file=str(world.conf_path),
+                            schedule=True)
+        daemons.append(world.kojid)
+        return world
+    yield make
+    for daemon in daemons:
+        daemon.close()
 
 
 def buildah_available():

@@ -83,7 +83,7 @@ def test_build_import_tag_publish(world_factory, git_server, small_rootfs, regis
     assert hub.tagged('f40-container-candidate') == [build['id']]
     arch_tasks = [c for c in children if c['method'] == 'createContainer']
     assert [(c['label'], c['arch']) for c in arch_tasks] == [('x86_64', 'x86_64')]
-    assert hub.getChannel(arch_tasks[0]['channel_id'])['name'] == 'container-binary'
+    assert hub.getChannel(arch_tasks[0]['channel_id'])['name'] == 'container-native'
     child_files = hub.uploaded_files(arch_tasks[0]['id'])
     assert 'x86_64.log' in child_files
     arch_meta = json.loads(child_files['metadata-x86_64.json'])

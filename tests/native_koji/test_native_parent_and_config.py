@@ -74,7 +74,7 @@ def test_config_defaults_are_safe():
     conf = _parse('[native]\nregistry = https://registry.example.com\n')
     assert conf.registry_tls_verify is True
     assert conf.content_generator == 'koji-containerbuild'
-    assert conf.channel == 'container-binary'
+    assert conf.channel == 'container-native'
     assert conf.isolation == 'oci'
     assert conf.network == 'private'
     assert conf.pull == 'always'

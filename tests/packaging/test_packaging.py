@@ -59,7 +59,24 @@ def test_spec_main_package_requires_what_setup_py_installs():
                         if k.arg == 'install_requires'][0]
     names = set(re.split(r'[<>=!~ ;\[]', r, 1)[0] for r in install_requires)
     assert names == set(MAIN_REQUIRES), 'update MAIN_REQUIRES for %s' % sorted(names)
-    assert _spec_requires('') == set(MAIN_REQUIRES.values())
+    spec = set(re.split(r'\s', r, 1)[0] for r in _spec_requires(''))
+    assert spec == set(MAIN_REQUIRES.values())
+
+
+def test_spec_declares_the_minimum_koji_everywhere():
+    import ast
+    with open(os.path.join(ROOT, 'setup.py')) as f:
+        tree = ast.parse(f.read())
+    install_requires = [ast.literal_eval(k.value) for n in ast.walk(tree)
+                        if isinstance(n, ast.Call) for k in n.keywords
+                        if k.arg == 'install_requires'][0]
+    with open(os.path.join(ROOT, NAME + '.spec')) as f:
+        spec = f.read()
+    minimum = re.search(r'^%global min_koji (\S+)$', spec, re.M).group(1)
+    assert 'koji>=%s' % minimum in install_requires
+    assert 'python3-koji >= %{min_koji}' in _spec_requires('')
+    assert 'koji-hub >= %{min_koji}' in _spec_requires('hub')
+    assert 'koji-builder >= %{min_koji}' in _spec_requires('builder')
 
 
 def _python_sitelib():
@@ -222,7 +239,8 @@ def rpmbuild(sdist, workdir, variant):
     run(cmd, cwd=workdir, env=env)
     rpms = {}
     for name in os.listdir(os.path.join(topdir, 'RPMS', 'noarch')):
-        m = re.match(r'^koji-containerbuild(-hub|-builder|-cli)?-%s-' % re.escape(VERSION), name)
+        m = re.match(r'^koji-containerbuild(-hub|-builder-osbs|-builder-native|-builder|-cli)?'
+                     r'-%s-' % re.escape(VERSION), name)
         assert m, 'unexpected RPM %s' % name
         rpms[(m.group(1) or '-main')[1:]] = os.path.join(topdir, 'RPMS', 'noarch', name)
     srpms = os.listdir(os.path.join(topdir, 'SRPMS'))
@@ -240,7 +258,7 @@ def check_plugin(files, plugin_dir, plugin, conf_dir, conf):
                      % (re.escape(plugin_dir), plugin))
     assert [f for f in files if pyc.match(f)], 'no bytecode for %s' % plugin
     assert sorted(f for f in files if not pyc.match(f)) == sorted([
-        conf_dir, conf_dir + '/' + conf, plugin_dir + '/__pycache__',
+        conf_dir, conf_dir + '/' + conf, plugin_dir, plugin_dir + '/__pycache__',
         plugin_dir + '/' + plugin + '.py'])
 
 
@@ -248,8 +266,9 @@ def check_plugin(files, plugin_dir, plugin, conf_dir, conf):
 @pytest.mark.parametrize('variant', ['setuptools', 'pyproject'])
 def test_rpmbuild_from_sdist(sdist, tmp_path, variant):
     rpms = rpmbuild(sdist, str(tmp_path), variant)
-    assert sorted(rpms) == ['builder', 'cli', 'hub', 'main']
-    files = dict((k, rpm_query(p, '-l')) for k, p in rpms.items())
+    assert sorted(rpms) == ['builder', 'builder-native', 'builder-osbs', 'cli', 'hub', 'main']
+    files = dict((k, [f for f in rpm_query(p, '-l') if f != '(contains no files)'])
+                 for k, p in rpms.items())
     requires = dict((k, set(r.strip() for r in rpm_query(p, '--requires')))
                     for k, p in rpms.items())
     evr = rpm_query(rpms['main'], '--qf', '%{VERSION}-%{RELEASE}')[0]
@@ -278,7 +297,9 @@ def test_rpmbuild_from_sdist(sdist, tmp_path, variant):
                                       or f.startswith((doc, '/usr/share/licenses/'))
                                       or f == '/usr/bin/koji-containerbuild')]
     assert not strays, 'unexpected files in the main RPM: %s' % strays
-    assert set(MAIN_REQUIRES.values()) | {'/usr/bin/python3'} <= requires['main']
+    assert set(MAIN_REQUIRES.values()) - {'python3-koji'} | {'/usr/bin/python3'} <= \
+        requires['main']
+    assert 'python3-koji >= 1.35' in requires['main']
 
     check_plugin(files['hub'], '/usr/lib/koji-hub-plugins', 'hub_containerbuild',
                  '/etc/koji-hub/plugins', 'hub_containerbuild.conf')
@@ -292,8 +313,13 @@ def test_rpmbuild_from_sdist(sdist, tmp_path, variant):
         cli_dir, cli_dir + '/__pycache__', cli_dir + '/cli_containerbuild.py'])
 
     own = '%s = %s' % (NAME, evr)
-    assert {own, 'koji-hub'} <= requires['hub']
-    assert {own, 'koji-builder', 'osbs-client', 'buildah'} <= requires['builder']
+    assert {own, 'koji-hub >= 1.35'} <= requires['hub']
+    assert {own, 'koji-builder >= 1.35'} <= requires['builder']
+    # one backend per builder: its tool comes with its own (file-less) subpackage
+    assert not [r for r in requires['builder'] if r.startswith(('osbs-client', 'buildah'))]
+    assert {'%s-builder = %s' % (NAME, evr), 'osbs-client'} <= requires['builder-osbs']
+    assert {'%s-builder = %s' % (NAME, evr), 'buildah'} <= requires['builder-native']
+    assert files['builder-osbs'] == [] and files['builder-native'] == []
     assert {own, 'koji'} <= requires['cli']
 
     # Configs are %config(noreplace): RPMFILE_CONFIG (1) | RPMFILE_NOREPLACE (16).
