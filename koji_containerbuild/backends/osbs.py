@@ -16,6 +16,7 @@ process (kojid died) that finds its task gone stops without touching the run.
 """
 
 import configparser
+import logging
 import os
 import re
 import threading
@@ -25,6 +26,7 @@ import koji
 
 from koji_containerbuild import scmurl
 from koji_containerbuild.backends import osbs_run
+from koji_containerbuild.backends.osbs_reconcile import reconcile
 from koji_containerbuild.backends.retry import TaskLost, is_transient_osbs, retry
 from koji_containerbuild.backends.run_record import RunRecord
 from koji_containerbuild.errors import BackendError, BuildCanceled, ConfigError
@@ -32,6 +34,9 @@ from koji_containerbuild.logs import LogRelay, hub_output_sizes
 from koji_containerbuild.osbs_logs import OsbsLogRouter
 
 NOT_INSTALLED = 'osbs-client is not installed on this builder'
+# What the plugin (and osbs-client) say about this task, apart from the pipeline's own
+# logs: appended across attempts, never replayed (see docs/osbs.md "Task logs").
+NOTES_LOG = 'containerbuild.log'
 _RUN_NAME_RE = re.compile(r'^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$')
 MAX_REPOSITORIES = 1000
 MAX_MESSAGE = 8000
@@ -243,6 +248,7 @@ class OsbsTask(object):
                                 config.retry_timeout, self.logger)
         self.client = None
         self.name = None
+        self.relay = None
         self._finished = False
         self._cancel_started = False
         # kojid's pid when the handler was made: a change means kojid died (orphan)
@@ -261,19 +267,50 @@ class OsbsTask(object):
             if previous and previous.get('state') == 'running' and previous.get('name'):
                 self._connect(previous.get('section') or self.config.osbs_section(self.kind))
                 self.name = previous['name']
-                self.logger.info('Reattaching to OSBS pipeline run %s', self.name)
+                self._open_relay(reattach=True)
+                self.note('Reattaching to OSBS pipeline run %s' % self.name)
                 return self._follow(previous.get('arches') or [],
                                     bool(previous.get('scratch')), reattach=True)
             if previous and previous.get('state') == 'creating' and self._find_created(previous):
-                self.logger.info('Reattaching to OSBS pipeline run %s, created by a previous '
-                                 'attempt of task %s', self.name, self.task_id)
+                self._open_relay(reattach=True)
+                self.note('Reattaching to OSBS pipeline run %s, created by a previous '
+                          'attempt of task %s' % (self.name, self.task_id))
                 return self._follow(previous.get('arches') or [],
                                     bool(previous.get('scratch')), reattach=True)
             return self._start(previous)
         except (KeyboardInterrupt, SystemExit) as exc:
             if self.name and not isinstance(exc, TaskLost):
-                self.cancel_quickly()
+                self.cancel_on_signal(exc)
             raise
+        finally:
+            if self.relay is not None:
+                self.relay.close(raise_error=False)
+
+    # ------------------------------------------------------------ task logs
+    def _open_relay(self, reattach):
+        """The task's LogRelay. On a reattach the pipeline's logs are replayed (the hub's
+        prefix is skipped); the notes log is appended to in every attempt."""
+        if self.relay is None:
+            sizes = self._hub_output_sizes()
+            resume = dict(sizes) if reattach else {}
+            resume[NOTES_LOG] = sizes.get(NOTES_LOG, 0)
+            self.relay = LogRelay(self.session, self.upload_path, self.handler.workdir,
+                                  flush_interval=self.config.log_flush_interval,
+                                  retry_timeout=self.config.retry_timeout,
+                                  logger=self.logger, resume_offsets=resume,
+                                  append=(NOTES_LOG,))
+        return self.relay
+
+    def note(self, text, level=None):
+        """A line in the task's notes log (and kojid's log)."""
+        self.logger.log(level or logging.INFO, '%s', text)
+        if self.relay is None:
+            return
+        try:
+            self.relay.write(NOTES_LOG, '%s %s' % (
+                time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime()), text))
+        except BackendError:
+            pass  # relay closed: kojid's log has it
 
     def _connect(self, section):
         self.section = section
@@ -311,6 +348,7 @@ class OsbsTask(object):
 
     def _start(self, previous):
         self._connect(self.config.osbs_section(self.kind))
+        self._open_relay(reattach=False)
         plan = self.make_plan()
         if self.kind == 'source':
             args = source_create_args(plan, self.task_id)
@@ -388,13 +426,8 @@ class OsbsTask(object):
         trouble) ends as a BackendError naming the run, with the outcome recorded and the
         run removed; only signals, a lost task and a cancel pass through as they are."""
         self._finished = False
-        relay = None
+        relay = self._open_relay(reattach)
         try:
-            resume = self._hub_output_sizes() if reattach else None
-            relay = LogRelay(self.session, self.upload_path, self.handler.workdir,
-                             flush_interval=self.config.log_flush_interval,
-                             retry_timeout=self.config.retry_timeout, logger=self.logger,
-                             resume_offsets=resume)
             koji_work = os.path.join(self.handler.options.topdir, 'work')
             router = OsbsLogRouter(relay, koji_work_dir=koji_work, platforms=arches,
                                    logger=self.logger, scratch=scratch)
@@ -425,9 +458,6 @@ class OsbsTask(object):
             if isinstance(exc, BackendError) and str(exc) == error:
                 raise
             raise BackendError(error)
-        finally:
-            if relay is not None:
-                relay.close(raise_error=False)
 
     def _hub_output_sizes(self):
         """What a previous attempt already uploaded; retried like every hub call."""
@@ -436,8 +466,9 @@ class OsbsTask(object):
 
     def _conclude(self, state, data, router, relay, scratch, watch):
         if watch.log_error is not None:
-            relay.write('osbs-build.log', 'koji-containerbuild: following the logs failed: %s'
-                        % _text(watch.log_error, 500))
+            self.note('Following the logs of %s failed: %s'
+                      % (self.name, _text(watch.log_error, 500)), logging.WARNING)
+        self._reconcile(watch, router)
         if state == osbs_run.SUCCEEDED:
             results = self._osbs(lambda: self.client.get_build_results(self.name),
                                  'getting results of %s' % self.name) or {}
@@ -463,6 +494,37 @@ class OsbsTask(object):
         error = 'OSBS build failed (pipeline run %s): %s' % (self.name, _text(message))
         self._finish('failed', error=error)
         raise BackendError(error)
+
+    def _reconcile(self, watch, router):
+        """Append what the live stream missed, from the complete logs (the run has ended
+        and is not removed yet)."""
+        tally = watch.freeze()
+        streamed = sum(tally.counts.values())
+        try:
+            complete = self._osbs(lambda: self.client.get_build_logs(self.name),
+                                  'getting the complete logs of %s' % self.name)
+        except Exception as exc:
+            self.note('Cannot fetch the complete logs of pipeline run %s (%s): the %d lines '
+                      'the live stream delivered cannot be checked, and lines it missed, if '
+                      'any, are missing from the task logs' % (self.name, _text(exc, 500),
+                                                                streamed), logging.WARNING)
+            return
+        if not isinstance(complete, dict):
+            self.note('Pipeline run %s returned no complete logs: the %d lines the live '
+                      'stream delivered cannot be checked' % (self.name, streamed),
+                      logging.WARNING)
+            return
+        recovered = reconcile(complete, tally, router.feed,
+                              lambda text: self.note(text, logging.WARNING))
+        if recovered:
+            self.note('Recovered %d log lines the live stream of %s missed, from its '
+                      'complete logs: %s' % (
+                          sum(recovered.values()), self.name,
+                          ', '.join('%s %d' % item for item in sorted(recovered.items()))),
+                      logging.WARNING)
+        else:
+            self.logger.info('The live logs of %s are complete (%d lines)', self.name,
+                             streamed)
 
     def _final_platforms(self, results):
         try:

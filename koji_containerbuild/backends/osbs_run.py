@@ -18,6 +18,7 @@ import urllib.request
 import koji
 
 from koji_containerbuild import scmurl
+from koji_containerbuild.backends.osbs_reconcile import StreamTally
 from koji_containerbuild.backends.retry import (Backoff, TaskLost, is_transient_hub,
                                                 is_transient_osbs)
 from koji_containerbuild.errors import BackendError, BuildCanceled
@@ -81,13 +82,36 @@ class RunWatch(object):
         self._wake = threading.Event()
         self._logs_ended = threading.Event()
         self.log_error = None
+        # lines routed per pipeline task; a re-follow replays them, reconcile() goes on
+        # from them. The lock makes freeze() final: no line is routed after it.
+        self.tally = StreamTally()
+        self._feed_lock = threading.Lock()
+        self._frozen = False
         self._host_id = None
         self._thread = threading.Thread(target=self._log_thread, name='osbs-logs')
         self._thread.daemon = True
 
     # ------------------------------------------------------------ log thread
+    def _route(self, task, count, line):
+        """Route the `count`-th line of `task` unless it was routed already; False once
+        frozen."""
+        with self._feed_lock:
+            if self._frozen:
+                return False
+            if count > self.tally.counts.get(task, 0):
+                self.tally.add(task, line)
+                self.router.feed(task, line)
+        return True
+
+    def freeze(self):
+        """Stop routing stream lines (the log thread may still be blocked in the stream);
+        the StreamTally of what was routed."""
+        with self._feed_lock:
+            self._frozen = True
+        self._stop.set()
+        return self.tally
+
     def _log_thread(self):
-        seen = {}  # lines per pipeline task already routed: a re-follow replays them
         backoff = None
         try:
             while not self._stop.is_set():
@@ -99,10 +123,8 @@ class RunWatch(object):
                             return
                         count = counts.get(task, 0) + 1
                         counts[task] = count
-                        if count <= seen.get(task, 0):
-                            continue
-                        seen[task] = count
-                        self.router.feed(task, line)
+                        if not self._route(task, count, line):
+                            return
                         backoff = None
                     state = classify(self.client.get_build(self.name))
                     if state != RUNNING:

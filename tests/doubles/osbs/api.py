@@ -391,12 +391,21 @@ class OSBS(object):
         cluster = self._enter('get_build_logs', build_name)
         if follow or wait:
             return self._follow(cluster, build_name)
+        spec = cluster.pop_fault('get_build_logs:complete')   # test control only
+        if spec:
+            raise make_exception(spec)
         run = cluster.run(build_name)
         if run is None:
             return None
+        # each container's complete log (what the API keeps after the pods ended)
         logs = {}
-        for task, lines, *_ in run['script']['tasks']:
-            logs.setdefault(task, {})['step-build'] = '\n'.join(lines)
+        entries = list(run['script']['tasks'])
+        if run['condition'] and run['condition']['status'] != 'Unknown':
+            entries += list(run['script'].get('finally') or [])
+        for task, lines, *_ in entries:
+            if lines:
+                logs.setdefault(task, {})['step-build'] = ''.join(
+                    '%s\n' % line for line in lines)
         return logs
 
     # ------------------------------------------------------------ log stream
@@ -409,9 +418,15 @@ class OSBS(object):
         script = run['script']
         end_early = script.get('end_early_at')
         end_early = end_early if end_early is not None and cluster.use_early_end(name) else None
+        drop = script.get('drop_after') or {}
+        drop = drop if drop and cluster.use_drop(name) else {}
+        delivered = {}
         for index, (task, line) in enumerate(sequence(script['tasks'])):
             if end_early is not None and index >= end_early:
                 return  # the watches gave up: silently, mid-build
+            delivered[task] = delivered.get(task, 0) + 1
+            if task in drop and delivered[task] > drop[task]:
+                continue  # that container's stream dropped: its lines never come
             while script.get('hold_at') is not None and index >= script['hold_at']:
                 current = cluster.run(name)
                 if current is None or current['released'] or current['condition']:
@@ -422,7 +437,8 @@ class OSBS(object):
                 yield from self._blocked(script)
                 return
             if current['spec_status']:
-                return  # cancelled: its pods are gone
+                yield from self._finally(cluster, name, script)   # cancelled
+                return
             spec = cluster.pop_iter_fault(name, index)
             if spec:
                 raise make_exception(spec)
@@ -430,6 +446,8 @@ class OSBS(object):
                 time.sleep(script['pace'])
             yield task, line
         if script.get('finish', 'drained') == 'drained':
+            for task, line in sequence(script.get('finally') or []):
+                yield task, line
             cluster.finish_if_running(name, script['outcome'])
             return
         while True:
@@ -437,7 +455,27 @@ class OSBS(object):
             if current is None:
                 yield from self._blocked(script)
                 return
+            if current['spec_status']:
+                yield from self._finally(cluster, name, script)
+                return
             if current['condition']:
+                return
+            time.sleep(0.02)
+
+    @staticmethod
+    def _finally(cluster, name, script):
+        """After a cancel: the finally tasks' lines over `finally_seconds`, then the end
+        (when the run reaches its final condition or is deleted)."""
+        lines = sequence(script.get('finally') or [])
+        pace = float(script.get('finally_seconds') or 0.0) / max(len(lines) + 1, 1)
+        for task, line in lines:
+            time.sleep(pace)
+            if cluster.run(name) is None:
+                return
+            yield task, line
+        while True:
+            current = cluster.run(name)
+            if current is None or current['condition']['status'] != 'Unknown':
                 return
             time.sleep(0.02)
 
