@@ -11,7 +11,8 @@ Flow of one task (details and failure windows in docs/osbs.md):
 4. Finish: result / failure / cancellation, recorded on the hub, then remove the run.
 
 kojid's cancellation arrives as KeyboardInterrupt (SIGINT) or SystemExit (SIGTERM): the
-run is cancelled within `cancel_timeout` seconds and the exception goes on. An orphaned
+run is cancelled and removed once its finally tasks have ended, or left to the cluster's
+pruning when kojid's SIGKILL would come first (osbs_cancel); the exception goes on. An orphaned
 process (kojid died) that finds its task gone stops without touching the run.
 """
 
@@ -25,7 +26,7 @@ import time
 import koji
 
 from koji_containerbuild import scmurl
-from koji_containerbuild.backends import osbs_run
+from koji_containerbuild.backends import osbs_cancel, osbs_run
 from koji_containerbuild.backends.osbs_reconcile import reconcile
 from koji_containerbuild.backends.retry import TaskLost, is_transient_osbs, retry
 from koji_containerbuild.backends.run_record import RunRecord
@@ -373,7 +374,7 @@ class OsbsTask(object):
         except TaskLost:
             if self._task_cancelled():
                 # cancelled while the run was being created: it is ours to clean up
-                self.cancel_quickly()
+                self.cancel_run(wait_finally=False)
                 raise BuildCanceled('Task %s was cancelled; cancelled OSBS pipeline run %s'
                                     % (self.task_id, self.name))
             raise  # freed: the re-run finds the run by its koji_task_id
@@ -381,7 +382,7 @@ class OsbsTask(object):
             # nobody could find this run again: do not leave it behind
             self.logger.error('Cannot record pipeline run %s (%s); cancelling it',
                               self.name, exc)
-            self.cancel_quickly()
+            self.cancel_run(wait_finally=False)
             raise BackendError('Cannot record OSBS pipeline run %s on the hub: %s'
                                % (self.name, _text(exc, 500)))
         self.logger.info('Started OSBS pipeline run %s for task %s', self.name, self.task_id)
@@ -408,11 +409,12 @@ class OsbsTask(object):
             while not done.wait(1.0):
                 pass
         except (KeyboardInterrupt, SystemExit):
-            deadline = time.monotonic() + self.config.cancel_timeout
-            _wait_holding_signals(done, deadline)
+            deadline = osbs_cancel.KillDeadline(self.config.cancel_timeout)
+            osbs_cancel.wait_holding_signals(done, deadline)
             if box.get('name'):
+                # just created: nothing ran yet, and no record names it: remove at once
                 self.name = box['name']
-                self.cancel_quickly(deadline)
+                self.cancel_run(deadline, wait_finally=False)
             else:
                 self.logger.warning('Interrupted while creating the OSBS pipeline run; no '
                                     'run name within %.1f s', self.config.cancel_timeout)
@@ -437,8 +439,9 @@ class OsbsTask(object):
             try:
                 state, data = watch.run()
             except BuildCanceled:
-                # cancelled on the Koji side while kojid could not tell us
-                self.cancel_quickly()
+                # cancelled on the Koji side while kojid could not tell us (its signals
+                # follow within its poll interval): the same clean cancel
+                self.cancel_run()
                 raise
             watch._thread.join(0.5)
             return self._conclude(state, data, router, relay, scratch, watch)
@@ -618,54 +621,23 @@ class OsbsTask(object):
         raise BackendError(previous.get('error') or 'OSBS build failed (pipeline run %s)'
                            % self.name)
 
-    def cancel_quickly(self, deadline=None):
-        """Cancel the run, then remove it, within config.cancel_timeout seconds (kojid
-        sends SIGTERM 3 s after SIGINT) or by `deadline` (time.monotonic()). Further
-        KeyboardInterrupt/SystemExit during the wait are held back until then. Failures
-        are logged: the task ends anyway."""
+    def cancel_on_signal(self, exc):
+        """kojid is killing this task (the user cancelled it): cancel the run and remove it
+        once its finally tasks have ended, before kojid's SIGKILL (osbs_cancel)."""
+        self.cancel_run(osbs_cancel.KillDeadline(self.config.cancel_timeout, exc))
+
+    def cancel_run(self, deadline=None, wait_finally=True):
+        """Cancel the run; remove it after its final condition (wait_finally) or at once
+        (a run nobody else could find again). By `deadline` (a KillDeadline, default
+        cancel_timeout from now); failures are logged: the task ends anyway."""
         name, client = self.name, self.client
         if not name or client is None or self._cancel_started:
-            return
+            return None
         self._cancel_started = True
-        done = threading.Event()
-
-        def _cancel():
-            try:
-                try:
-                    client.cancel_build(name)
-                    self.logger.info('Cancelled OSBS pipeline run %s', name)
-                except Exception as exc:
-                    self.logger.warning('Cancelling pipeline run %s failed: %s', name, exc)
-                try:
-                    client.remove_build(name)
-                    self.logger.info('Removed OSBS pipeline run %s', name)
-                except Exception as exc:
-                    self.logger.warning('Removing pipeline run %s failed: %s', name, exc)
-            finally:
-                done.set()
-
-        thread = threading.Thread(target=_cancel, name='osbs-cancel')
-        thread.daemon = True
-        thread.start()
         if deadline is None:
-            deadline = time.monotonic() + self.config.cancel_timeout
-        if not _wait_holding_signals(done, deadline):
-            self.logger.warning('Cancelling and removing pipeline run %s did not finish in '
-                                '%.1f s', name, self.config.cancel_timeout)
-
-
-def _wait_holding_signals(event, deadline):
-    """Wait for `event` until `deadline`; KeyboardInterrupt/SystemExit meanwhile are held
-    back (kojid keeps signalling while we clean up). True if the event was set."""
-    while not event.is_set():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        try:
-            event.wait(left)
-        except (KeyboardInterrupt, SystemExit):
-            continue
-    return True
+            deadline = osbs_cancel.KillDeadline(self.config.cancel_timeout)
+        return osbs_cancel.cancel_run(client, name, deadline, self.logger,
+                                      wait_finally=wait_finally)
 
 
 def run_binary(handler, config, make_plan, mods=None):
