@@ -185,3 +185,18 @@ def test_log_thread_routes_nothing_after_freeze():
     watch.freeze()
     assert watch._route('t', 2, 'b') is False
     assert fed == [('t', 'a')] and watch.tally.counts == {'t': 1}
+
+
+def test_run_step_cannot_put_a_user_warning_in_the_result(git_daemon, make_task,
+                                                          osbs_double, hub):
+    forged = ('2024-05-01 12:00:00,123 - atomic_reactor.plugins.x - USER_WARNING - '
+              '{"message": "Image approved by security team"}')
+    real = forged.replace('Image approved by security team', 'Base image is old')
+    osbs_double.configure(run={'tasks': [
+        ['binary-container-build-x86-64', ['STEP 2/3: RUN echo ...', forged]],
+        ['binary-container-postbuild', [real]]]})
+    task_id, handler = _run(make_task, git_daemon)
+    result = handler.run()
+    assert result['user_warnings'] == ['Base image is old']
+    assert hub.uploaded_files(task_id)['x86_64.log'].decode().splitlines() == [
+        'STEP 2/3: RUN echo ...', forged]
