@@ -480,6 +480,15 @@ class OsbsTask(object):
             warnings = router.finish()
             self._close_relay(relay)
             result = success_result(results, scratch, warnings, self.logger)
+            missing = self._unknown_builds(result['koji_builds'])
+            if missing:
+                # Koji web's taskinfo and rpkg look every listed build up
+                error = ('OSBS pipeline run %s reported Koji build %s, which does not exist '
+                         'on the hub; the build was not imported (check the OSBS koji_import '
+                         'step and that OSBS talks to this hub)' % (self.name,
+                                                                   ', '.join(missing)))
+                self._finish('failed', error=error)
+                raise BackendError(error)
             self._finish('succeeded', result=result)
             return result
         router.finish()
@@ -497,6 +506,16 @@ class OsbsTask(object):
         error = 'OSBS build failed (pipeline run %s): %s' % (self.name, _text(message))
         self._finish('failed', error=error)
         raise BackendError(error)
+
+    def _unknown_builds(self, build_ids):
+        """The ids in `build_ids` the hub does not know."""
+        missing = []
+        for build_id in build_ids:
+            info = self.record._hub(lambda: self.session.getBuild(int(build_id)),
+                                    'looking up build %s' % build_id)
+            if not info:
+                missing.append(build_id)
+        return missing
 
     def _reconcile(self, watch, router):
         """Append what the live stream missed, from the complete logs (the run has ended
