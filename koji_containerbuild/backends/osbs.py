@@ -26,7 +26,7 @@ import time
 import koji
 
 from koji_containerbuild import scmurl
-from koji_containerbuild.backends import osbs_cancel, osbs_run
+from koji_containerbuild.backends import osbs_cancel, osbs_http, osbs_run
 from koji_containerbuild.backends.osbs_reconcile import reconcile
 from koji_containerbuild.backends.retry import TaskLost, is_transient_osbs, retry
 from koji_containerbuild.backends.run_record import RunRecord
@@ -250,6 +250,7 @@ class OsbsTask(object):
         self.client = None
         self.name = None
         self.relay = None
+        self._api_error = None
         self._finished = False
         self._cancel_started = False
         # kojid's pid when the handler was made: a change means kojid died (orphan)
@@ -265,15 +266,14 @@ class OsbsTask(object):
         try:
             if previous and previous.get('state') == 'finished':
                 return self._report_previous(previous)
+            self._open_relay()
             if previous and previous.get('state') == 'running' and previous.get('name'):
                 self._connect(previous.get('section') or self.config.osbs_section(self.kind))
                 self.name = previous['name']
-                self._open_relay(reattach=True)
                 self.note('Reattaching to OSBS pipeline run %s' % self.name)
                 return self._follow(previous.get('arches') or [],
                                     bool(previous.get('scratch')), reattach=True)
             if previous and previous.get('state') == 'creating' and self._find_created(previous):
-                self._open_relay(reattach=True)
                 self.note('Reattaching to OSBS pipeline run %s, created by a previous '
                           'attempt of task %s' % (self.name, self.task_id))
                 return self._follow(previous.get('arches') or [],
@@ -288,17 +288,15 @@ class OsbsTask(object):
                 self.relay.close(raise_error=False)
 
     # ------------------------------------------------------------ task logs
-    def _open_relay(self, reattach):
-        """The task's LogRelay. On a reattach the pipeline's logs are replayed (the hub's
-        prefix is skipped); the notes log is appended to in every attempt."""
+    def _open_relay(self):
+        """The task's LogRelay. The pipeline's logs on the hub are only ever a previous
+        attempt's replay of the same run (an attempt writes them only once its run is
+        recorded), so their hub prefix is skipped; the notes log is appended to."""
         if self.relay is None:
-            sizes = self._hub_output_sizes()
-            resume = dict(sizes) if reattach else {}
-            resume[NOTES_LOG] = sizes.get(NOTES_LOG, 0)
             self.relay = LogRelay(self.session, self.upload_path, self.handler.workdir,
                                   flush_interval=self.config.log_flush_interval,
                                   retry_timeout=self.config.retry_timeout,
-                                  logger=self.logger, resume_offsets=resume,
+                                  logger=self.logger, resume_offsets=self._hub_output_sizes(),
                                   append=(NOTES_LOG,))
         return self.relay
 
@@ -316,6 +314,20 @@ class OsbsTask(object):
     def _connect(self, section):
         self.section = section
         self.client, self.conf, self.limits = make_client(self.mods, self.config, section)
+        self._reach_api()
+
+    def _reach_api(self):
+        """The API answers (retries logged in the task log, bounded by retry_timeout)
+        before osbs-client's silent retries could hold the task for minutes."""
+        if self._api_error is None:
+            try:
+                osbs_http.probe_api(self.conf.get_openshift_base_uri(),
+                                    self.config.retry_timeout,
+                                    lambda text: self.note(text, logging.WARNING))
+            except BackendError as exc:
+                self._api_error = str(exc)
+        if self._api_error is not None:
+            raise BackendError(self._api_error)
 
     def _check_parent(self, what):
         """TaskLost when kojid is gone: a re-run owns the task from now on."""
@@ -349,7 +361,6 @@ class OsbsTask(object):
 
     def _start(self, previous):
         self._connect(self.config.osbs_section(self.kind))
-        self._open_relay(reattach=False)
         plan = self.make_plan()
         if self.kind == 'source':
             args = source_create_args(plan, self.task_id)
@@ -428,14 +439,15 @@ class OsbsTask(object):
         trouble) ends as a BackendError naming the run, with the outcome recorded and the
         run removed; only signals, a lost task and a cancel pass through as they are."""
         self._finished = False
-        relay = self._open_relay(reattach)
+        relay = self._open_relay()
         try:
             koji_work = os.path.join(self.handler.options.topdir, 'work')
             router = OsbsLogRouter(relay, koji_work_dir=koji_work, platforms=arches,
                                    logger=self.logger, scratch=scratch)
             watch = osbs_run.RunWatch(self.client, self.mods.exceptions, self.name, router,
                                       relay, self.session, self.task_id, self.config,
-                                      self.logger, parent_pid=self.parent_pid)
+                                      self.logger, parent_pid=self.parent_pid,
+                                      note=lambda text: self.note(text, logging.WARNING))
             try:
                 state, data = watch.run()
             except BuildCanceled:

@@ -18,6 +18,7 @@ import urllib.request
 import koji
 
 from koji_containerbuild import scmurl
+from koji_containerbuild.backends.osbs_http import ApiTimeout, call_bounded
 from koji_containerbuild.backends.osbs_reconcile import StreamTally
 from koji_containerbuild.backends.retry import (Backoff, TaskLost, is_transient_hub,
                                                 is_transient_osbs)
@@ -67,7 +68,7 @@ class RunWatch(object):
     """Relay logs and wait for run `name`; run() returns (state, last PipelineRun JSON)."""
 
     def __init__(self, client, osbs_exceptions, name, router, relay, session, task_id,
-                 config, logger, parent_pid=None):
+                 config, logger, parent_pid=None, note=None):
         self.client = client
         self.exc = osbs_exceptions
         self.name = name
@@ -77,6 +78,8 @@ class RunWatch(object):
         self.task_id = task_id
         self.config = config
         self.logger = logger
+        # task-log notes (retries of an unreachable API); kojid's log when not given
+        self.note = note or (lambda text: logger.warning('%s', text))
         self.parent_pid = os.getppid() if parent_pid is None else parent_pid
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -148,22 +151,36 @@ class RunWatch(object):
             self._wake.set()
 
     # ------------------------------------------------------------ status
-    def _poll(self, backoff_box):
-        """(state, json), or (None, None) while a transient failure is retried."""
+    def _poll(self, box):
+        """(state, json), or (None, None) while a transient failure is retried. The call
+        is bounded by what is left of retry_timeout: osbs-client's own retries would
+        hold it for minutes (osbs_http)."""
+        started = time.monotonic()
+        trouble = box[0]   # (first failure time, attempts) while the API is in trouble
+        budget = self.config.retry_timeout - (started - trouble[0] if trouble else 0.0)
         try:
-            data = self.client.get_build(self.name)
-        except self.exc.OsbsException as exc:
-            if not is_transient_osbs(exc, self.exc):
+            data = call_bounded(lambda: self.client.get_build(self.name), max(budget, 1.0),
+                                'getting the status of %s' % self.name)
+        except (self.exc.OsbsException, ApiTimeout) as exc:
+            if not isinstance(exc, ApiTimeout) and not is_transient_osbs(exc, self.exc):
                 raise BackendError('Cannot get the status of OSBS pipeline run %s: %s'
                                    % (self.name, exc))
-            if backoff_box[0] is None:
-                backoff_box[0] = Backoff(self.config.retry_timeout)
-            if backoff_box[0].expired():
-                raise BackendError('Cannot get the status of OSBS pipeline run %s for %.0f s:'
-                                   ' %s' % (self.name, self.config.retry_timeout, exc))
-            self.logger.warning('Status of %s: %s; retrying', self.name, exc)
+            since, attempts = trouble or (started, 0)
+            box[0] = (since, attempts + 1)
+            spent = time.monotonic() - since
+            if spent >= self.config.retry_timeout:
+                raise BackendError('Cannot get the status of OSBS pipeline run %s for %.0f s '
+                                   '(%d attempts, retry_timeout): %s'
+                                   % (self.name, spent, attempts + 1, exc))
+            self.note('Getting the status of %s failed (attempt %d: %s: %s); next try in '
+                      '%.1f s, giving up in %.0f s' % (
+                          self.name, attempts + 1, type(exc).__name__, exc,
+                          self.config.poll_interval, self.config.retry_timeout - spent))
             return None, None
-        backoff_box[0] = None
+        if trouble:
+            self.note('Status of %s read again after %d failed attempts'
+                      % (self.name, trouble[1]))
+        box[0] = None
         return classify(data), data
 
     def _check_parent(self):

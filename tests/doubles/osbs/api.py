@@ -11,6 +11,7 @@ nulls; koji-build-id is absent for scratch; get_final_platforms gives None.
 import copy
 import functools
 import json
+import os
 import re
 import string
 import time
@@ -36,6 +37,9 @@ _SOURCE_PARAMS = frozenset((
     'user', 'scratch', 'signing_intent', 'userdata', 'sources_for_koji_build_id',
     'sources_for_koji_build_nvr', 'reactor_config_override'))
 CANCELLED_REASON = 'PipelineRunCancelled'
+# urllib3 (< 1.26) Retry(total=8, backoff_factor=4): no sleep before the first retry,
+# then 4 * 2**(n-1) s, capped at 120 s
+HTTP_RETRY_SLEEPS = [0] + [min(4 * 2 ** (n - 1), 120) for n in range(2, 9)]
 
 
 def make_exception(spec):
@@ -83,8 +87,14 @@ class _Http(object):
         if self._cluster is None:
             state_dir = state_dir_from_url(self.conf.get_openshift_base_uri())
             if state_dir is None:
-                raise ConnectionError('Failed to establish a new connection: %r'
-                                      % (self.conf.get_openshift_base_uri(),))
+                # an unreachable API: urllib3 retries the request 8 times, backoff factor
+                # 4 (contract §8), before the connection error comes out: ~8 minutes.
+                # OSBS_DOUBLE_TIME_SCALE shortens that for tests (never 0: it is slow).
+                scale = float(os.environ.get('OSBS_DOUBLE_TIME_SCALE', '1.0'))
+                time.sleep(scale * sum(HTTP_RETRY_SLEEPS))
+                raise ConnectionError('Max retries exceeded with url: %s (Caused by '
+                                      'NewConnectionError: Failed to establish a new '
+                                      'connection)' % (self.conf.get_openshift_base_uri(),))
             self._cluster = Cluster(state_dir)
         return self._cluster
 
