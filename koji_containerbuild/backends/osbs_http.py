@@ -102,3 +102,41 @@ def call_bounded(func, timeout, what):
     if 'error' in box:
         raise box['error']
     return box.get('value')
+
+
+class _ApiRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only within the API's origin, and send the token only there.
+    The token travels as an unredirected header: urllib copies ordinary headers to
+    whatever a redirect names."""
+
+    max_redirections = 5
+
+    def __init__(self, origin, token):
+        urllib.request.HTTPRedirectHandler.__init__(self)
+        self.origin = origin
+        self.token = token
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if api_address(newurl) != self.origin:
+            raise urllib.error.HTTPError(
+                req.full_url, code, 'refusing a redirect from the OSBS API to %s (another '
+                'origin or a downgrade to http): the token is only sent to %s://%s:%d'
+                % ((scmurl.redact(newurl)[:300],) + self.origin), headers, fp)
+        new = urllib.request.HTTPRedirectHandler.redirect_request(
+            self, req, fp, code, msg, headers, newurl)
+        if new is not None and self.token:
+            new.add_unredirected_header('Authorization', 'Bearer %s' % self.token)
+        return new
+
+
+def open_api(url, token, context=None, timeout=30.0):
+    """GET `url` of the OSBS API with the bearer `token` (osbs-client's); redirects only
+    within the API's origin. Returns the urllib response (a context manager)."""
+    request = urllib.request.Request(url, headers={'Accept': 'application/json'})
+    origin = api_address(url)
+    if token and origin is not None:
+        request.add_unredirected_header('Authorization', 'Bearer %s' % token)
+    handlers = [_ApiRedirects(origin, token if origin is not None else None)]
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    return urllib.request.build_opener(*handlers).open(request, timeout=timeout)

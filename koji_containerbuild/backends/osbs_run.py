@@ -18,7 +18,7 @@ import urllib.request
 import koji
 
 from koji_containerbuild import scmurl
-from koji_containerbuild.backends.osbs_http import ApiTimeout, call_bounded
+from koji_containerbuild.backends.osbs_http import ApiTimeout, call_bounded, open_api
 from koji_containerbuild.backends.osbs_reconcile import StreamTally
 from koji_containerbuild.backends.retry import (Backoff, TaskLost, is_transient_hub,
                                                 is_transient_osbs)
@@ -266,15 +266,13 @@ def runs_url(conf):
 
 def list_runs(conf, timeout=LIST_TIMEOUT):
     """The namespace's PipelineRun JSON objects, with osbs-client's token and TLS
-    settings. Raises on any trouble (the caller falls back)."""
-    request = urllib.request.Request(runs_url(conf), headers={'Accept': 'application/json'})
-    token = conf.get_oauth2_token()
-    if token:
-        request.add_header('Authorization', 'Bearer %s' % token)
+    settings; the token goes to the API's origin only (osbs_http.open_api). Raises on
+    any trouble (the caller falls back)."""
+    url = runs_url(conf)
     context = None
-    if request.type == 'https' and not conf.get_verify_ssl():
+    if url.lower().startswith('https:') and not conf.get_verify_ssl():
         context = ssl._create_unverified_context()
-    with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:
+    with open_api(url, conf.get_oauth2_token(), context, timeout) as answer:
         raw = answer.read(MAX_LIST_BYTES + 1)
     if len(raw) > MAX_LIST_BYTES:
         raise ValueError('pipeline run list larger than %d bytes' % MAX_LIST_BYTES)
