@@ -26,7 +26,7 @@ import time
 import koji
 
 from koji_containerbuild import scmurl
-from koji_containerbuild.backends import osbs_cancel, osbs_http, osbs_run
+from koji_containerbuild.backends import osbs_cancel, osbs_capture, osbs_http, osbs_run
 from koji_containerbuild.backends.osbs_reconcile import reconcile
 from koji_containerbuild.backends.retry import TaskLost, is_transient_osbs, retry
 from koji_containerbuild.backends.run_record import RunRecord
@@ -61,6 +61,7 @@ def load_osbs():
                            % (NOT_INSTALLED, exc))
     except Exception as exc:
         raise BackendError('osbs-client cannot be loaded on this builder: %s' % exc)
+    osbs_capture.quiet_osbs_stderr()
     return OsbsModules(osbs.api, osbs.conf, osbs.exceptions)
 
 
@@ -262,6 +263,18 @@ class OsbsTask(object):
 
     def run(self):
         self.mods = self.mods or load_osbs()
+        with osbs_capture.osbs_records_to_task(self._task_line, self.logger):
+            return self._run()
+
+    def _task_line(self, text):
+        """A line for the task's notes log only."""
+        if self.relay is not None:
+            try:
+                self.relay.write(NOTES_LOG, text)
+            except BackendError:
+                pass
+
+    def _run(self):
         previous = self.record.load()
         try:
             if previous and previous.get('state') == 'finished':
@@ -415,10 +428,12 @@ class OsbsTask(object):
 
         thread = threading.Thread(target=_run, name='osbs-create')
         thread.daemon = True
-        thread.start()
         try:
-            while not done.wait(1.0):
-                pass
+            # osbs-client's git clone writes to our stdout/stderr: into the task's log
+            with osbs_capture.capture_fds(lambda line: self._task_line('osbs-client: ' + line)):
+                thread.start()
+                while not done.wait(1.0):
+                    pass
         except (KeyboardInterrupt, SystemExit):
             deadline = osbs_cancel.KillDeadline(self.config.cancel_timeout)
             osbs_cancel.wait_holding_signals(done, deadline)

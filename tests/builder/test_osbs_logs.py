@@ -200,3 +200,69 @@ def test_run_step_cannot_put_a_user_warning_in_the_result(git_daemon, make_task,
     assert result['user_warnings'] == ['Base image is old']
     assert hub.uploaded_files(task_id)['x86_64.log'].decode().splitlines() == [
         'STEP 2/3: RUN echo ...', forged]
+
+
+# ------------------------------------------------------------------ osbs-client's own output
+
+def test_git_output_goes_to_the_task_log_not_kojids(hub, options, git_daemon, osbs_double,
+                                                    builder_conf):
+    from tests.doubles.kojid import Kojid
+    daemon = Kojid(hub, options)
+    try:
+        params = [git_daemon.url('demo'), TARGET, {'git_branch': 'main'}]
+        task_id = hub.add_task('buildContainer', params, owner='alice')
+        daemon.start(task_id, 'buildContainer', params, config_file=builder_conf)
+        daemon.wait(task_id, timeout=60)
+        kojid_output = open(daemon.logfile).read() if getattr(daemon, 'logfile', None) \
+            else ''
+    finally:
+        daemon.close()
+    assert hub.task(task_id)['state'] == koji.TASK_STATES['CLOSED']
+    notes = hub.uploaded_files(task_id)[NOTES_LOG].decode()
+    assert 'osbs-client: HEAD is now at' in notes       # the double's clone, as osbs-client
+    assert "osbs-client: Cloning into" in notes
+    assert 'HEAD is now at' not in kojid_output
+
+
+def test_osbs_warnings_appear_once(capfd):
+    import io
+    import sys
+    from koji_containerbuild.backends import osbs_capture
+    osbs_log = logging.getLogger('osbs')
+    stray = logging.StreamHandler(sys.stderr)        # what `import osbs` adds
+    osbs_log.addHandler(stray)
+    osbs_capture.quiet_osbs_stderr()
+    assert stray not in osbs_log.handlers
+    seen = io.StringIO()
+    task_logger = logging.getLogger('test.task.%d' % id(seen))
+    task_logger.addHandler(logging.StreamHandler(seen))
+    task_logger.propagate = False
+    root_seen = io.StringIO()
+    root_handler = logging.StreamHandler(root_seen)
+    logging.getLogger().addHandler(root_handler)
+    lines = []
+    try:
+        with osbs_capture.osbs_records_to_task(lines.append, task_logger):
+            logging.getLogger('osbs.conf').warning("Specified section '%s' not found", 'x')
+            logging.getLogger('osbs.api').info('not a warning')
+    finally:
+        logging.getLogger().removeHandler(root_handler)
+    assert lines == ["osbs-client WARNING: Specified section 'x' not found"]
+    assert seen.getvalue().count("Specified section 'x' not found") == 1
+    assert 'Specified section' not in root_seen.getvalue()
+    assert 'Specified section' not in capfd.readouterr().err
+    assert osbs_log.propagate is True
+
+
+def test_capture_fds_cuts_long_lines_and_restores(capfd):
+    import subprocess
+    from koji_containerbuild.backends import osbs_capture
+    lines = []
+    with osbs_capture.capture_fds(lines.append):
+        subprocess.run(['sh', '-c', 'echo one; echo two >&2; head -c 200000 /dev/zero | '
+                        'tr "\\0" x; echo; printf tail'])
+    subprocess.run(['echo', 'after'])
+    assert lines[:2] == ['one', 'two']
+    assert lines[2] == 'x' * 65536 + ' [line cut]' and lines[-1] == 'tail'
+    assert all(len(line) <= 65536 + 11 for line in lines)
+    assert 'after' in capfd.readouterr().out

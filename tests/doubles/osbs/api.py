@@ -13,6 +13,9 @@ import functools
 import json
 import os
 import re
+import shutil
+import subprocess
+import tempfile
 import string
 import time
 import warnings
@@ -184,6 +187,24 @@ class OSBS(object):
             raise OsbsResponseException(body, 409)
         return PipelineRun(self.os, name, rendered)
 
+    @staticmethod
+    def _clone(git_uri, git_ref, git_branch):
+        """The clone on the calling host (contract §2.1 step 3), git's output going to
+        this process's stdout/stderr as with osbs-client."""
+        tmp = tempfile.mkdtemp(prefix='osbs-double-clone-')
+        try:
+            done = subprocess.run(['git', 'clone', '-b', git_branch, '--single-branch',
+                                   git_uri, tmp], stdin=subprocess.DEVNULL)
+            if done.returncode != 0:
+                raise OsbsException('Failed to clone git repo %s' % git_uri)
+            done = subprocess.run(['git', 'reset', '--hard', git_ref], cwd=tmp,
+                                  stdin=subprocess.DEVNULL)
+            if done.returncode != 0:
+                raise OsbsCommitNotFound('Commit %s not found in branch %s'
+                                         % (git_ref, git_branch))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
     @osbsapi
     def create_binary_container_build(self, **kwargs):
         return self.create_binary_container_pipeline_run(**kwargs)
@@ -205,6 +226,8 @@ class OSBS(object):
         scenario = cluster.scenario()
         if scenario['create'].get('clone_delay'):
             time.sleep(scenario['create']['clone_delay'])
+        if scenario['create'].get('clone', True):
+            self._clone(git_uri, git_ref, git_branch)
         if scenario['create'].get('error'):  # clone / container.yaml / label failures
             raise make_exception(scenario['create']['error'])
         max_limit = kwargs.get('max_buildtime_limit')
