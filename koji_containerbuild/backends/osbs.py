@@ -25,7 +25,7 @@ import time
 
 import koji
 
-from koji_containerbuild import scmurl
+from koji_containerbuild import ownership, scmurl
 from koji_containerbuild.backends import osbs_cancel, osbs_capture, osbs_http, osbs_run
 from koji_containerbuild.backends.osbs_reconcile import reconcile
 from koji_containerbuild.backends.retry import TaskLost, is_transient_osbs, retry
@@ -254,8 +254,10 @@ class OsbsTask(object):
         self._api_error = None
         self._finished = False
         self._cancel_started = False
-        # kojid's pid when the handler was made: a change means kojid died (orphan)
-        self.parent_pid = getattr(handler, 'parent_pid', None) or os.getppid()
+        # the task process's fence (kojid's pid read in the task process): a changed
+        # parent means kojid died and this process is an orphan
+        self.fence = ownership.of_handler(handler)
+        self.parent_pid = self.fence.parent_pid
 
     def _osbs(self, func, what):
         return retry(func, lambda e: is_transient_osbs(e, self.mods.exceptions),
@@ -344,9 +346,7 @@ class OsbsTask(object):
 
     def _check_parent(self, what):
         """TaskLost when kojid is gone: a re-run owns the task from now on."""
-        if os.getppid() != self.parent_pid:
-            raise TaskLost('kojid (pid %s) is gone; task %s stops before %s'
-                           % (self.parent_pid, self.task_id, what))
+        self.fence.check(what, hub=False)
 
     def _find_created(self, previous):
         """A previous attempt recorded "creating" and died: look for the run it may have
