@@ -80,7 +80,8 @@ def _pump(fd, write):
                 write(line.rstrip(b'\r').decode('utf-8', 'replace'))
             cut = False
         if len(pending) > MAX_LINE:
-            write(pending[:MAX_LINE].decode('utf-8', 'replace') + ' [line cut]')
+            if not cut:   # the rest of this line is dropped, once said
+                write(pending[:MAX_LINE].decode('utf-8', 'replace') + ' [line cut]')
             pending = b''
             cut = True
     if pending and not cut:

@@ -13,6 +13,7 @@ import os
 import ssl
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 import koji
@@ -250,8 +251,12 @@ class RunWatch(object):
 # params land is up to the PipelineRun template (`$osbs_user_params_json`): we read the
 # `spec.params` entry named `user-params` or `user_params`, a JSON string (or object).
 USER_PARAMS_NAMES = ('user-params', 'user_params')
-LIST_TIMEOUT = 30.0
-MAX_LIST_BYTES = 64 * 1024 * 1024
+LIST_TIMEOUT = 30.0          # the whole listing, every page
+LIST_PAGE = 10               # runs asked per page (?limit=, with continue tokens)
+MAX_PAGE_ITEMS = 100         # a page with more: the API ignored limit
+MAX_PAGE_BYTES = 1024 * 1024
+MAX_LIST_BYTES = 16 * 1024 * 1024
+MAX_CONTINUE = 4096
 
 
 def runs_url(conf):
@@ -264,23 +269,63 @@ def runs_url(conf):
         base, urllib.request.quote(conf.get_namespace(), safe=''))
 
 
-def list_runs(conf, timeout=LIST_TIMEOUT):
-    """The namespace's PipelineRun JSON objects, with osbs-client's token and TLS
-    settings; the token goes to the API's origin only (osbs_http.open_api). Raises on
-    any trouble (the caller falls back)."""
+def _page_url(url, cont):
+    if not url.lower().startswith(('http:', 'https:')):
+        return url      # the test double's file:// API: one page
+    query = {'limit': LIST_PAGE}
+    if cont:
+        query['continue'] = cont
+    return '%s?%s' % (url, urllib.parse.urlencode(query))
+
+
+def iter_runs(conf, timeout=LIST_TIMEOUT):
+    """The namespace's PipelineRun JSON objects, a page at a time (bounded pages, bytes
+    and time: an API answer is not trusted), with osbs-client's token and TLS settings;
+    the token goes to the API's origin only (osbs_http.open_api). Raises on any trouble
+    (the caller falls back)."""
     url = runs_url(conf)
+    token = conf.get_oauth2_token()
     context = None
     if url.lower().startswith('https:') and not conf.get_verify_ssl():
         context = ssl._create_unverified_context()
-    with open_api(url, conf.get_oauth2_token(), context, timeout) as answer:
-        raw = answer.read(MAX_LIST_BYTES + 1)
-    if len(raw) > MAX_LIST_BYTES:
-        raise ValueError('pipeline run list larger than %d bytes' % MAX_LIST_BYTES)
-    data = json.loads(raw.decode('utf-8'))
-    items = data.get('items') if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise ValueError('not a PipelineRunList')
-    return [item for item in items if isinstance(item, dict)]
+    deadline = time.monotonic() + timeout
+    total = 0
+    cont = None
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ValueError('listing pipeline runs took more than %.0f s' % timeout)
+        with open_api(_page_url(url, cont), token, context, left) as answer:
+            raw = answer.read(MAX_PAGE_BYTES + 1)
+        total += len(raw)
+        if len(raw) > MAX_PAGE_BYTES or total > MAX_LIST_BYTES:
+            raise ValueError('pipeline run list larger than %d bytes per page or %d in all'
+                             % (MAX_PAGE_BYTES, MAX_LIST_BYTES))
+        try:
+            data = json.loads(raw.decode('utf-8'))
+        except RecursionError:
+            raise ValueError('pipeline run list nested too deep')
+        del raw
+        items = data.get('items') if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise ValueError('not a PipelineRunList')
+        if len(items) > MAX_PAGE_ITEMS:
+            raise ValueError('%d pipeline runs in one page (asked for %d)'
+                             % (len(items), LIST_PAGE))
+        for item in items:
+            if isinstance(item, dict):
+                yield item
+        meta = data.get('metadata')
+        cont = meta.get('continue') if isinstance(meta, dict) else None
+        if not isinstance(cont, str) or not cont or _page_url(url, None) == url:
+            return
+        if len(cont) > MAX_CONTINUE:
+            raise ValueError('continue token of %d characters' % len(cont))
+
+
+def list_runs(conf, timeout=LIST_TIMEOUT):
+    """Every PipelineRun of the namespace (iter_runs, as a list)."""
+    return list(iter_runs(conf, timeout))
 
 
 def user_params_of(run):
@@ -294,13 +339,13 @@ def user_params_of(run):
         if isinstance(value, str):
             try:
                 value = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return None
         return value if isinstance(value, dict) else None
     return None
 
 
-def find_run_of_task(conf, task_id, logger, lister=list_runs):
+def find_run_of_task(conf, task_id, logger, lister=iter_runs):
     """The name of the newest run whose user params carry koji_task_id == task_id, or
     None. Errors are the caller's (it logs them and builds anew)."""
     found = []

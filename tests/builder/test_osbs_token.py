@@ -27,8 +27,10 @@ class Server(object):
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                outer.requests.append((self.path, self.headers.get('Authorization')))
-                status, headers, body = outer.routes.get(self.path, (404, {}, b'{}'))
+                # routes by full path, else by path without the query (?limit=...)
+                path = self.path if self.path in outer.routes else self.path.split('?')[0]
+                outer.requests.append((path, self.headers.get('Authorization')))
+                status, headers, body = outer.routes.get(path, (404, {}, b'{}'))
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -144,3 +146,33 @@ def test_https_same_origin_redirect_works(servers, tls_context):
                    PATH + '?limit=500': _ok()}, context=tls_context)
     assert osbs_run.list_runs(Conf(api.base, verify_ssl=False)) == LISTING['items']
     assert [auth for _path, auth in api.requests] == ['Bearer %s' % TOKEN] * 2
+
+
+def _page(names, cont=None):
+    data = {'kind': 'PipelineRunList', 'metadata': {'continue': cont} if cont else {},
+            'items': [{'metadata': {'name': n}, 'spec': {'params': [
+                {'name': 'user-params', 'value': json.dumps({'koji_task_id': 7})}]}}
+                for n in names]}
+    return (200, {'Content-Type': 'application/json'}, json.dumps(data).encode())
+
+
+def test_listing_is_read_page_by_page(servers):
+    api = servers({PATH + '?limit=10': _page(['a', 'b'], cont='tok/1+'),
+                   PATH + '?limit=10&continue=tok%2F1%2B': _page(['c'])})
+    assert [r['metadata']['name'] for r in osbs_run.list_runs(Conf(api.base))] == \
+        ['a', 'b', 'c']
+    assert [auth for _p, auth in api.requests] == ['Bearer %s' % TOKEN] * 2
+
+
+def test_listing_that_ignores_limit_or_is_too_big_is_refused(servers, monkeypatch):
+    api = servers({PATH + '?limit=10': _page(['r%d' % i for i in range(101)])})
+    with pytest.raises(ValueError, match='101 pipeline runs in one page'):
+        osbs_run.list_runs(Conf(api.base))
+    monkeypatch.setattr(osbs_run, 'MAX_PAGE_BYTES', 1000)
+    big = servers({PATH + '?limit=10': _page(['x' * 2000])})
+    with pytest.raises(ValueError, match='larger than'):
+        osbs_run.list_runs(Conf(big.base))
+    monkeypatch.setattr(osbs_run, 'MAX_PAGE_BYTES', 1024 * 1024)
+    deep = servers({PATH + '?limit=10': (200, {}, b'{"items": ' + b'[' * 100000 + b']}')})
+    with pytest.raises(ValueError):
+        osbs_run.list_runs(Conf(deep.base))
