@@ -269,6 +269,7 @@ class OsbsTask(object):
         run removed; only signals, a lost task and a cancel pass through as they are."""
         self._finished = False
         relay = self._open_relay()
+        watch = router = None
         try:
             koji_work = os.path.join(self.handler.options.topdir, 'work')
             router = OsbsLogRouter(relay, koji_work_dir=koji_work, platforms=arches,
@@ -296,6 +297,13 @@ class OsbsTask(object):
                     self.name, type(exc).__name__, _text(exc, 2000))
             if self.name not in error:
                 error = '%s (pipeline run %s)' % (error, self.name)
+            if watch is not None and not watch.frozen():
+                # the run is removed next: say what the logs lack, recover what can be
+                try:
+                    self._reconcile(watch, router)
+                except Exception as rec_exc:
+                    self.note('Reconciling the logs of %s failed: %s'
+                              % (self.name, _text(rec_exc, 500)), logging.WARNING)
             if not self._finished:
                 self._finish('deleted' if 'was deleted before' in error else 'failed',
                              error=error)
@@ -364,8 +372,12 @@ class OsbsTask(object):
         tally = watch.freeze()
         streamed = sum(tally.counts.values())
         try:
-            complete = self._osbs(lambda: self.client.get_build_logs(self.name),
-                                  'getting the complete logs of %s' % self.name)
+            # bounded: osbs-client's own retries must not hold the task for minutes
+            complete = osbs_http.call_bounded(
+                lambda: self._osbs(lambda: self.client.get_build_logs(self.name),
+                                   'getting the complete logs of %s' % self.name),
+                max(self.config.retry_timeout, 1.0),
+                'getting the complete logs of %s' % self.name)
         except Exception as exc:
             self.note('Cannot fetch the complete logs of pipeline run %s (%s): the %d lines '
                       'the live stream delivered cannot be checked, and lines it missed, if '

@@ -107,6 +107,9 @@ class RunWatch(object):
                 self.router.feed(task, line)
         return True
 
+    def frozen(self):
+        return self._frozen
+
     def freeze(self):
         """Stop routing stream lines (the log thread may still be blocked in the stream);
         the StreamTally of what was routed."""

@@ -3,6 +3,7 @@ logs before the run is removed, on every ending (osbs-client contract §3)."""
 
 import json
 import logging
+import time
 import tracemalloc
 
 import koji
@@ -266,3 +267,26 @@ def test_capture_fds_cuts_long_lines_and_restores(capfd):
     assert lines[2] == 'x' * 65536 + ' [line cut]' and lines[-1] == 'tail'
     assert all(len(line) <= 65536 + 11 for line in lines)
     assert 'after' in capfd.readouterr().out
+
+
+def test_run_deleted_mid_build_says_what_the_logs_lack(git_daemon, make_task, osbs_double,
+                                                       hub):
+    import threading
+    osbs_double.configure(run={'tasks': [['binary-container-build-x86-64', X86]],
+                               'hold_at': 3, 'deleted_stream_blocks': 60})
+    task_id, handler = _run(make_task, git_daemon)
+
+    def _delete():
+        while not osbs_double.runs():
+            time.sleep(0.02)
+        while hub.uploaded_files(task_id).get('x86_64.log', b'').count(b'\n') < 3:
+            time.sleep(0.02)
+        osbs_double.delete(osbs_double.runs()[0])
+    thread = threading.Thread(target=_delete)
+    thread.start()
+    with pytest.raises(errors.BackendError, match='was deleted before it finished'):
+        handler.run()
+    thread.join()
+    notes = hub.uploaded_files(task_id)[NOTES_LOG].decode()
+    assert 'returned no complete logs: the 3 lines the live stream delivered cannot be ' \
+        'checked' in notes
