@@ -97,3 +97,28 @@ def test_kill_deadline_follows_kojids_signals():
     short = osbs_cancel.KillDeadline(0.5, KeyboardInterrupt())
     assert short.left() <= 0.5
     assert osbs_cancel.KillDeadline(4.5, SystemExit()).left() <= osbs_cancel.AFTER_SIGTERM_MAX
+
+
+def test_cancel_seen_on_the_hub_also_waits_for_the_finally_tasks(git_daemon, make_task,
+                                                                 osbs_double, hub):
+    import threading
+    from koji_containerbuild import errors
+    osbs_double.configure(run={'tasks': [['binary-container-build-x86-64', LINES]],
+                               'hold_at': 5, 'finally': [['binary-container-exit', EXIT]],
+                               'finally_seconds': 1.0})
+    task_id, handler = make_task('buildContainer', [git_daemon.url('demo'), TARGET,
+                                                    {'git_branch': 'main'}])
+
+    def _cancel():
+        # followed (recorded): a run cancelled before it is recorded is removed at once
+        while hub.uploaded_files(task_id).get('x86_64.log', b'').count(b'\n') < 5:
+            time.sleep(0.02)
+        hub.cancel_task(task_id)     # kojid could not signal (yet): the hub says so
+    thread = threading.Thread(target=_cancel)
+    thread.start()
+    with pytest.raises(errors.BuildCanceled):
+        handler.run()
+    thread.join()
+    (name,) = [c['name'] for c in osbs_double.calls('remove_build')]
+    removed = osbs_double.removed_run(name)
+    assert removed['finally_ended'] is True and removed['condition']['reason'] == 'Cancelled'
