@@ -12,7 +12,7 @@ way Koji's own builder plugins read theirs. A missing file means "all defaults".
     retry_timeout = 300            ; seconds transient OSBS/hub errors are retried
     poll_interval = 5              ; seconds between run status checks
     hub_check_interval = 30        ; seconds between "do I still own this task" checks
-    cancel_timeout = 2.5           ; seconds spent cancelling the run when kojid kills us
+    cancel_timeout = 4.5           ; seconds (at most 4.6) for cancelling the run when kojid kills us
     log_flush_interval = 0.5       ; seconds between log uploads
 
     [native]                       ; read by the native backend from .parser
@@ -38,7 +38,7 @@ _KEYS = {
     'retry_timeout': ('seconds', 300.0, 0.0),
     'poll_interval': ('seconds', 5.0, 0.05),
     'hub_check_interval': ('seconds', 30.0, 0.05),
-    'cancel_timeout': ('seconds', 2.5, 0.1),
+    'cancel_timeout': ('seconds', 4.5, 0.1),
     'log_flush_interval': ('seconds', 0.5, 0.01),
 }
 

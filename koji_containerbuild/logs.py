@@ -13,7 +13,8 @@ Design (details in docs/logs.md):
   longer OPEN on this host (cancelled, or freed after a kojid restart): uploading stops at
   once and the fault is kept in ``error``.
 - Reattach: ``resume_offsets`` gives the bytes of each file already on the hub; the re-run
-  writes the log again from the start and the relay skips that prefix.
+  writes the log again from the start and the relay skips that prefix. Files named in
+  ``append`` are not replayed: what is written goes after the bytes already on the hub.
 """
 
 import logging
@@ -127,13 +128,17 @@ def hub_output_sizes(session, task_id):
 class _LogFile(object):
     __slots__ = ('name', 'writer', 'reader', 'written', 'uploaded')
 
-    def __init__(self, name, path, uploaded):
+    def __init__(self, name, path, uploaded, append=False):
         self.name = name
         # one inode for both ends: the files survive the work directory being removed
         self.writer = open(path, 'wb', buffering=WRITE_BUFFER)
         self.reader = os.open(path, os.O_RDONLY)
         self.written = 0
         self.uploaded = uploaded
+        if append and uploaded:
+            # new lines go after the hub's bytes (the local file is sparse before them)
+            self.writer.seek(uploaded)
+            self.written = uploaded
 
 
 class LogRelay(object):
@@ -149,11 +154,14 @@ class LogRelay(object):
             relay gives up with a BackendError in ``error``.
         resume_offsets: {filename: bytes already on the hub}; that prefix is not sent
             again.
+        append: file names whose new lines go after the bytes already on the hub (notes
+            of this attempt, not a replay of the previous one).
         retry_delay: first backoff delay (doubles up to 30 s).
     """
 
     def __init__(self, session, upload_path, workdir, flush_interval=0.5, retry_timeout=300.0,
-                 logger=None, resume_offsets=None, retry_delay=0.5, chunk_size=CHUNK_SIZE):
+                 logger=None, resume_offsets=None, retry_delay=0.5, chunk_size=CHUNK_SIZE,
+                 append=()):
         self.session = session
         self.upload_path = upload_path
         self.logdir = os.path.join(workdir, 'logs')
@@ -164,6 +172,7 @@ class LogRelay(object):
         self.logger = logger or logging.getLogger('koji.containerbuild.logs')
         self.error = None
         self._resume = dict(resume_offsets or {})
+        self._append = frozenset(append)
         self._files = {}
         self._order = []
         self._lock = threading.Lock()       # guards _files and writers
@@ -183,7 +192,7 @@ class LogRelay(object):
         try:
             os.makedirs(self.logdir, exist_ok=True)
             entry = _LogFile(filename, os.path.join(self.logdir, filename),
-                             int(self._resume.get(filename, 0)))
+                             int(self._resume.get(filename, 0)), filename in self._append)
         except OSError as exc:
             raise errors.BackendError('Cannot create local log file %s: %s'
                                       % (filename, exc))

@@ -13,7 +13,11 @@ goes to:
 - ``remote-sources.log``: lines of the remote-sources task.
 
 User-warning lines (contract §5) are collected (bounded, deduplicated) and left out of the
-logs; a line that looks like one but does not parse stays in the logs.
+logs, but only from the pipeline tasks that run atomic-reactor's plugins
+(``WARNING_TASKS``): build tasks print whatever the user's Dockerfile RUNs print, and a
+RUN step must not put words in the task result. A line that looks like one but does not
+parse, is longer than ``MAX_WARNING_LINE``, or comes from another task stays in the logs.
+The parse is linear (no regex backtracking): the router's lock is held meanwhile.
 
 Metadata marker lines (``platform:_metadata_ <path>``, contract §6) name a file copied into
 the task output. Build tasks print whatever the user's Dockerfile RUNs print, so a marker
@@ -51,6 +55,13 @@ METADATA_MARKER = 'platform:_metadata_'
 # source pipelines; a strict allowlist: build tasks run user code
 MARKER_TASKS = ('binary-container-exit', 'source-container-exit')
 MAX_METADATA_FILES = 1  # koji_import uploads one metadata.json per build
+# the pipeline tasks running atomic-reactor's plugins (init, prebuild, postbuild, exit),
+# where user warnings are logged; a strict allowlist, like MARKER_TASKS
+WARNING_TASKS = ('binary-container-init', 'binary-container-prebuild',
+                 'binary-container-postbuild', 'binary-container-exit',
+                 'source-container-init', 'source-container-exit')
+USER_WARNING_SEP = ' - USER_WARNING - '
+MAX_WARNING_LINE = 64 * 1024   # longer lines are never taken for a warning
 
 PENDING_LINES = 10000          # per unconfirmed platform ...
 PENDING_BYTES = 4 * 1024 * 1024  # ... and at most this much text
@@ -60,7 +71,6 @@ MAX_PENDING_PLATFORMS = 16    # unconfirmed platform names held at once
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 MAX_MARKER_PATH = 4096
 
-_USER_WARNING_RE = re.compile(r'^.+? - USER_WARNING - (\{.*\})\n?$', re.DOTALL)
 _PLATFORM_RE = re.compile(r'^[A-Za-z0-9_]{1,64}$')
 _OWN_LOGS = (BUILD_LOG, REMOTE_SOURCES_LOG, USER_WARNINGS_LOG)
 
@@ -73,14 +83,35 @@ def platform_of_task(pipeline_task):
     return platform if _PLATFORM_RE.match(platform) else None
 
 
+def _warning_json(line):
+    r"""The JSON text of a user-warning line, as osbs-client's
+    ``^.+ - USER_WARNING - (\{.*\})$`` finds it (the rightmost separator after at least
+    one character, followed by ``{``, the line ending in ``}``, a final newline allowed),
+    in linear time: each rfind scans left of the previous one."""
+    text = line[:-1] if line.endswith('\n') else line
+    if not text.endswith('}') or '\n' in text:
+        return None
+    end = len(text)
+    while True:
+        pos = text.rfind(USER_WARNING_SEP, 1, end)
+        if pos < 1:
+            return None
+        start = pos + len(USER_WARNING_SEP)
+        if text.startswith('{', start):
+            return text[start:]
+        end = start - 1   # separators may overlap by their ' - '
+
+
 def parse_user_warning(line):
     """The message of a user-warning line, or None (never raises)."""
-    match = _USER_WARNING_RE.match(line)
-    if not match:
+    if not isinstance(line, str) or len(line) > MAX_WARNING_LINE:
+        return None
+    raw = _warning_json(line)
+    if raw is None:
         return None
     try:
-        data = json.loads(match.group(1))
-    except ValueError:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or data.get('message') is None:
         return None
@@ -221,7 +252,7 @@ class OsbsLogRouter(object):
         if METADATA_MARKER in text and pipeline_task in MARKER_TASKS:
             self._metadata_marker(text)
             return
-        if ' - USER_WARNING - ' in text:
+        if pipeline_task in WARNING_TASKS and USER_WARNING_SEP in text:
             message = parse_user_warning(text)
             if message is not None:
                 self._add_warning(message)

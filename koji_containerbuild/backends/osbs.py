@@ -1,5 +1,10 @@
 """The OSBS backend: build through osbs-client (OSBS 2, Tekton PipelineRuns).
 
+Modules: osbs_client (osbs-client itself: client, create arguments, results), osbs_run
+(following a run), osbs_reconcile (log lines the stream missed), osbs_cancel (a cancel
+inside kojid's kill sequence), osbs_http (our own HTTP: reachability, the token),
+osbs_capture (osbs-client's output into the task log), run_record (the record on the hub).
+
 Flow of one task (details and failure windows in docs/osbs.md):
 
 1. Read the task's run record on the hub (run_record.py). A previous attempt of this
@@ -11,217 +16,33 @@ Flow of one task (details and failure windows in docs/osbs.md):
 4. Finish: result / failure / cancellation, recorded on the hub, then remove the run.
 
 kojid's cancellation arrives as KeyboardInterrupt (SIGINT) or SystemExit (SIGTERM): the
-run is cancelled within `cancel_timeout` seconds and the exception goes on. An orphaned
+run is cancelled and removed once its finally tasks have ended, or left to the cluster's
+pruning when kojid's SIGKILL would come first (osbs_cancel); the exception goes on. An orphaned
 process (kojid died) that finds its task gone stops without touching the run.
 """
 
-import configparser
+import logging
 import os
-import re
 import threading
 import time
 
 import koji
 
-from koji_containerbuild import scmurl
-from koji_containerbuild.backends import osbs_run
+from koji_containerbuild import ownership
+from koji_containerbuild.backends import osbs_cancel, osbs_capture, osbs_http, osbs_run
+from koji_containerbuild.backends.osbs_client import (  # noqa: F401 (known names)
+    NOT_INSTALLED, OsbsModules, _text, binary_create_args, create_run, load_osbs, make_client,
+    source_create_args, success_result)
+from koji_containerbuild.backends.osbs_reconcile import reconcile
 from koji_containerbuild.backends.retry import TaskLost, is_transient_osbs, retry
 from koji_containerbuild.backends.run_record import RunRecord
 from koji_containerbuild.errors import BackendError, BuildCanceled, ConfigError
 from koji_containerbuild.logs import LogRelay, hub_output_sizes
 from koji_containerbuild.osbs_logs import OsbsLogRouter
 
-NOT_INSTALLED = 'osbs-client is not installed on this builder'
-_RUN_NAME_RE = re.compile(r'^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$')
-MAX_REPOSITORIES = 1000
-MAX_MESSAGE = 8000
-
-
-class OsbsModules(object):
-    def __init__(self, api, conf, exceptions):
-        self.api = api
-        self.conf = conf
-        self.exceptions = exceptions
-
-
-def load_osbs():
-    """Import osbs-client lazily: the plugin must load on builders without it."""
-    try:
-        import osbs.api
-        import osbs.conf
-        import osbs.exceptions
-    except ImportError as exc:
-        raise BackendError('%s (%s); install python3-osbs-client or set backend = native'
-                           % (NOT_INSTALLED, exc))
-    except Exception as exc:
-        raise BackendError('osbs-client cannot be loaded on this builder: %s' % exc)
-    return OsbsModules(osbs.api, osbs.conf, osbs.exceptions)
-
-
-def _text(value, limit=MAX_MESSAGE):
-    """OSBS text for a fault message: credentials redacted, bounded."""
-    if isinstance(value, bytes):
-        value = value.decode('utf-8', 'replace')
-    text = scmurl.redact(str(value))
-    return text if len(text) <= limit else text[:limit] + '...'
-
-
-def make_client(mods, config, section):
-    """(OSBS client, Configuration, (default, max) build time limits)."""
-    path = config.osbs_conf_file
-    if not os.path.isfile(path):
-        raise ConfigError('OSBS configuration file %s does not exist (osbs_conf_file in %s)'
-                          % (path, config.path))
-    check = configparser.RawConfigParser()
-    try:
-        check.read(path)
-    except configparser.Error as exc:
-        raise ConfigError('OSBS configuration file %s is malformed: %s'
-                          % (path, str(exc).replace('\n', ' ')))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError('OSBS configuration file %s cannot be read: %s' % (path, exc))
-    if not check.has_section(section):
-        raise ConfigError('OSBS configuration file %s has no [%s] section (set in %s)'
-                          % (path, section, config.path))
-    if check.has_option(section, 'scratch'):
-        # osbs-client lets it override every build's scratch flag (contract §1)
-        raise ConfigError('OSBS configuration file %s: [%s] sets scratch, which would '
-                          'override the scratch flag of every build; remove it'
-                          % (path, section))
-    try:
-        conf = mods.conf.Configuration(conf_file=path, conf_section=section)
-        limits = (conf.get_default_buildtime_limit(), conf.get_max_buildtime_limit())
-        client = mods.api.OSBS(conf)
-    except (configparser.Error, ValueError, TypeError) as exc:
-        raise ConfigError('OSBS configuration [%s] in %s is invalid: %s'
-                          % (section, path, exc))
-    except mods.exceptions.OsbsException as exc:
-        raise BackendError('Cannot set up osbs-client for [%s]: %s' % (section, _text(exc)))
-    return client, conf, limits
-
-
-# ------------------------------------------------------------------ create arguments
-
-def _when_set(args, opts, names):
-    for name in names:
-        value = opts.get(name)
-        if value is not None and value is not False and value != [] and value != {}:
-            args[name] = value
-
-
-def binary_create_args(plan, task_id, limits):
-    """Every argument osbs-client's create_binary_container_build expects (contract §2.1)."""
-    opts = plan.opts
-    args = {
-        'git_uri': plan.checkout.git_uri,
-        'git_ref': plan.checkout.commit,
-        'git_branch': plan.git_branch,
-        'user': plan.owner,
-        'component': plan.identity.component,
-        'target': plan.target_name,
-        'dependency_replacements': opts.get('dependency_replacements'),
-        'yum_repourls': opts.get('yum_repourls'),
-        'scratch': bool(plan.scratch),
-        'koji_task_id': int(task_id),
-        'platforms': list(plan.arches),
-        'default_buildtime_limit': limits[0],
-        'max_buildtime_limit': limits[1],
-    }
-    if plan.flatpak:
-        args['flatpak'] = True
-    if plan.isolated:
-        args['isolated'] = True
-    _when_set(args, opts, ('release', 'koji_parent_build', 'signing_intent', 'compose_ids',
-                           'userdata', 'operator_csv_modifications_url'))
-    return args
-
-
-def source_create_args(plan, task_id):
-    """Arguments of create_source_container_build (contract §2.1, source builds)."""
-    args = {
-        'user': plan.owner,
-        'component': plan.component,
-        'sources_for_koji_build_id': plan.build_id,
-        'sources_for_koji_build_nvr': plan.build_nvr,
-        'target': plan.target_name,
-        'scratch': bool(plan.scratch),
-        'koji_task_id': int(task_id),
-    }
-    _when_set(args, plan.opts, ('signing_intent', 'userdata'))
-    return args
-
-
-def _name_from_409(exc):
-    """The run name a 409 AlreadyExists body names, or None."""
-    body = getattr(exc, 'json', None)
-    name = None
-    if isinstance(body, dict) and isinstance(body.get('details'), dict):
-        name = body['details'].get('name')
-    if not isinstance(name, str):
-        message = exc.message if isinstance(getattr(exc, 'message', None), str) else str(exc)
-        match = re.search(r'pipelineruns(?:\.tekton\.dev)? "([^"]+)" already exists', message)
-        name = match.group(1) if match else None
-    if isinstance(name, str) and _RUN_NAME_RE.match(name):
-        return name
-    return None
-
-
-def create_run(client, mods, kind, args, logger):
-    """Start the run; its name. A 409 AlreadyExists (the answer to the first POST was lost
-    and osbs-client's retry collided with the run it created) means the run exists."""
-    create = (client.create_source_container_build if kind == 'source'
-              else client.create_binary_container_build)
-    exc_mod = mods.exceptions
-    try:
-        return client.get_build_name(create(**args))
-    except exc_mod.OsbsValidationException as exc:
-        raise BackendError('OSBS refused the build: %s' % _text(exc))
-    except exc_mod.OsbsResponseException as exc:
-        if getattr(exc, 'status_code', None) == 409:
-            name = _name_from_409(exc)
-            if name:
-                logger.warning('Create of the OSBS pipeline run got 409 AlreadyExists; '
-                               'continuing with the existing run %s', name)
-                return name
-        raise BackendError('OSBS could not start the build: %s' % _text(exc))
-    except exc_mod.OsbsException as exc:
-        raise BackendError('OSBS could not start the build: %s' % _text(exc))
-
-
-# ------------------------------------------------------------------ results
-
-def _repositories(results):
-    repos = results.get('repositories')
-    out = []
-    if isinstance(repos, dict):
-        keys = [k for k in ('primary', 'unique', 'floating') if k in repos]
-        keys += sorted(k for k in repos if k not in keys and isinstance(k, str))
-        lists = [repos[k] for k in keys]
-    elif isinstance(repos, list):
-        lists = [repos]
-    else:
-        lists = []
-    for items in lists:
-        for item in items if isinstance(items, list) else ():
-            if isinstance(item, str) and item and len(item) <= 1024 and item not in out:
-                out.append(item)
-    return out[:MAX_REPOSITORIES]
-
-
-def success_result(results, scratch, warnings, logger):
-    build_id = results.get('koji-build-id')
-    koji_builds = []
-    if build_id is not None and not isinstance(build_id, bool) and \
-            re.match(r'^[1-9][0-9]{0,18}$', str(build_id)):
-        koji_builds = [str(build_id)]
-    elif build_id is not None:
-        logger.warning('Ignoring invalid koji-build-id %r', str(build_id)[:100])
-    elif not scratch:
-        logger.warning('OSBS reported no koji-build-id for a non-scratch build')
-    result = {'repositories': _repositories(results), 'koji_builds': koji_builds}
-    if warnings:
-        result['user_warnings'] = list(warnings)
-    return result
+# What the plugin (and osbs-client) say about this task, apart from the pipeline's own
+# logs: appended across attempts, never replayed (see docs/osbs.md "Task logs").
+NOTES_LOG = 'containerbuild.log'
 
 
 # ------------------------------------------------------------------ the task
@@ -243,10 +64,14 @@ class OsbsTask(object):
                                 config.retry_timeout, self.logger)
         self.client = None
         self.name = None
+        self.relay = None
+        self._api_error = None
         self._finished = False
         self._cancel_started = False
-        # kojid's pid when the handler was made: a change means kojid died (orphan)
-        self.parent_pid = getattr(handler, 'parent_pid', None) or os.getppid()
+        # the task process's fence (kojid's pid read in the task process): a changed
+        # parent means kojid died and this process is an orphan
+        self.fence = ownership.of_handler(handler)
+        self.parent_pid = self.fence.parent_pid
 
     def _osbs(self, func, what):
         return retry(func, lambda e: is_transient_osbs(e, self.mods.exceptions),
@@ -254,36 +79,88 @@ class OsbsTask(object):
 
     def run(self):
         self.mods = self.mods or load_osbs()
+        with osbs_capture.osbs_records_to_task(self._task_line, self.logger):
+            return self._run()
+
+    def _task_line(self, text):
+        """A line for the task's notes log only."""
+        if self.relay is not None:
+            try:
+                self.relay.write(NOTES_LOG, text)
+            except BackendError:
+                pass
+
+    def _run(self):
         previous = self.record.load()
         try:
             if previous and previous.get('state') == 'finished':
                 return self._report_previous(previous)
+            self._open_relay()
             if previous and previous.get('state') == 'running' and previous.get('name'):
                 self._connect(previous.get('section') or self.config.osbs_section(self.kind))
                 self.name = previous['name']
-                self.logger.info('Reattaching to OSBS pipeline run %s', self.name)
+                self.note('Reattaching to OSBS pipeline run %s' % self.name)
                 return self._follow(previous.get('arches') or [],
                                     bool(previous.get('scratch')), reattach=True)
             if previous and previous.get('state') == 'creating' and self._find_created(previous):
-                self.logger.info('Reattaching to OSBS pipeline run %s, created by a previous '
-                                 'attempt of task %s', self.name, self.task_id)
+                self.note('Reattaching to OSBS pipeline run %s, created by a previous '
+                          'attempt of task %s' % (self.name, self.task_id))
                 return self._follow(previous.get('arches') or [],
                                     bool(previous.get('scratch')), reattach=True)
             return self._start(previous)
         except (KeyboardInterrupt, SystemExit) as exc:
             if self.name and not isinstance(exc, TaskLost):
-                self.cancel_quickly()
+                self.cancel_on_signal(exc)
             raise
+        finally:
+            if self.relay is not None:
+                self.relay.close(raise_error=False)
+
+    # ------------------------------------------------------------ task logs
+    def _open_relay(self):
+        """The task's LogRelay. The pipeline's logs on the hub are only ever a previous
+        attempt's replay of the same run (an attempt writes them only once its run is
+        recorded), so their hub prefix is skipped; the notes log is appended to."""
+        if self.relay is None:
+            self.relay = LogRelay(self.session, self.upload_path, self.handler.workdir,
+                                  flush_interval=self.config.log_flush_interval,
+                                  retry_timeout=self.config.retry_timeout,
+                                  logger=self.logger, resume_offsets=self._hub_output_sizes(),
+                                  append=(NOTES_LOG,))
+        return self.relay
+
+    def note(self, text, level=None):
+        """A line in the task's notes log (and kojid's log)."""
+        self.logger.log(level or logging.INFO, '%s', text)
+        if self.relay is None:
+            return
+        try:
+            self.relay.write(NOTES_LOG, '%s %s' % (
+                time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime()), text))
+        except BackendError:
+            pass  # relay closed: kojid's log has it
 
     def _connect(self, section):
         self.section = section
         self.client, self.conf, self.limits = make_client(self.mods, self.config, section)
+        self._reach_api()
+
+    def _reach_api(self):
+        """The API answers (retries logged in the task log, bounded by retry_timeout)
+        before osbs-client's silent retries could hold the task for minutes."""
+        if self._api_error is None:
+            try:
+                osbs_http.probe_api(self.conf.get_openshift_base_uri(),
+                                    self.config.retry_timeout,
+                                    lambda text: self.note(text, logging.WARNING))
+            except BackendError as exc:
+                self._api_error = str(exc)
+        if self._api_error is not None:
+            raise BackendError(self._api_error)
 
     def _check_parent(self, what):
         """TaskLost when kojid is gone: a re-run owns the task from now on."""
-        if os.getppid() != self.parent_pid:
-            raise TaskLost('kojid (pid %s) is gone; task %s stops before %s'
-                           % (self.parent_pid, self.task_id, what))
+        self.fence.check(what, hub=False)
 
     def _find_created(self, previous):
         """A previous attempt recorded "creating" and died: look for the run it may have
@@ -335,7 +212,7 @@ class OsbsTask(object):
         except TaskLost:
             if self._task_cancelled():
                 # cancelled while the run was being created: it is ours to clean up
-                self.cancel_quickly()
+                self.cancel_run(wait_finally=False)
                 raise BuildCanceled('Task %s was cancelled; cancelled OSBS pipeline run %s'
                                     % (self.task_id, self.name))
             raise  # freed: the re-run finds the run by its koji_task_id
@@ -343,7 +220,7 @@ class OsbsTask(object):
             # nobody could find this run again: do not leave it behind
             self.logger.error('Cannot record pipeline run %s (%s); cancelling it',
                               self.name, exc)
-            self.cancel_quickly()
+            self.cancel_run(wait_finally=False)
             raise BackendError('Cannot record OSBS pipeline run %s on the hub: %s'
                                % (self.name, _text(exc, 500)))
         self.logger.info('Started OSBS pipeline run %s for task %s', self.name, self.task_id)
@@ -365,16 +242,19 @@ class OsbsTask(object):
 
         thread = threading.Thread(target=_run, name='osbs-create')
         thread.daemon = True
-        thread.start()
         try:
-            while not done.wait(1.0):
-                pass
+            # osbs-client's git clone writes to our stdout/stderr: into the task's log
+            with osbs_capture.capture_fds(lambda line: self._task_line('osbs-client: ' + line)):
+                thread.start()
+                while not done.wait(1.0):
+                    pass
         except (KeyboardInterrupt, SystemExit):
-            deadline = time.monotonic() + self.config.cancel_timeout
-            _wait_holding_signals(done, deadline)
+            deadline = osbs_cancel.KillDeadline(self.config.cancel_timeout)
+            osbs_cancel.wait_holding_signals(done, deadline)
             if box.get('name'):
+                # just created: nothing ran yet, and no record names it: remove at once
                 self.name = box['name']
-                self.cancel_quickly(deadline)
+                self.cancel_run(deadline, wait_finally=False)
             else:
                 self.logger.warning('Interrupted while creating the OSBS pipeline run; no '
                                     'run name within %.1f s', self.config.cancel_timeout)
@@ -388,24 +268,22 @@ class OsbsTask(object):
         trouble) ends as a BackendError naming the run, with the outcome recorded and the
         run removed; only signals, a lost task and a cancel pass through as they are."""
         self._finished = False
-        relay = None
+        relay = self._open_relay()
+        watch = router = None
         try:
-            resume = self._hub_output_sizes() if reattach else None
-            relay = LogRelay(self.session, self.upload_path, self.handler.workdir,
-                             flush_interval=self.config.log_flush_interval,
-                             retry_timeout=self.config.retry_timeout, logger=self.logger,
-                             resume_offsets=resume)
             koji_work = os.path.join(self.handler.options.topdir, 'work')
             router = OsbsLogRouter(relay, koji_work_dir=koji_work, platforms=arches,
                                    logger=self.logger, scratch=scratch)
             watch = osbs_run.RunWatch(self.client, self.mods.exceptions, self.name, router,
                                       relay, self.session, self.task_id, self.config,
-                                      self.logger, parent_pid=self.parent_pid)
+                                      self.logger, parent_pid=self.parent_pid,
+                                      note=lambda text: self.note(text, logging.WARNING))
             try:
                 state, data = watch.run()
             except BuildCanceled:
-                # cancelled on the Koji side while kojid could not tell us
-                self.cancel_quickly()
+                # cancelled on the Koji side while kojid could not tell us (its signals
+                # follow within its poll interval): the same clean cancel
+                self.cancel_run()
                 raise
             watch._thread.join(0.5)
             return self._conclude(state, data, router, relay, scratch, watch)
@@ -419,15 +297,19 @@ class OsbsTask(object):
                     self.name, type(exc).__name__, _text(exc, 2000))
             if self.name not in error:
                 error = '%s (pipeline run %s)' % (error, self.name)
+            if watch is not None and not watch.frozen():
+                # the run is removed next: say what the logs lack, recover what can be
+                try:
+                    self._reconcile(watch, router)
+                except Exception as rec_exc:
+                    self.note('Reconciling the logs of %s failed: %s'
+                              % (self.name, _text(rec_exc, 500)), logging.WARNING)
             if not self._finished:
                 self._finish('deleted' if 'was deleted before' in error else 'failed',
                              error=error)
             if isinstance(exc, BackendError) and str(exc) == error:
                 raise
             raise BackendError(error)
-        finally:
-            if relay is not None:
-                relay.close(raise_error=False)
 
     def _hub_output_sizes(self):
         """What a previous attempt already uploaded; retried like every hub call."""
@@ -436,8 +318,9 @@ class OsbsTask(object):
 
     def _conclude(self, state, data, router, relay, scratch, watch):
         if watch.log_error is not None:
-            relay.write('osbs-build.log', 'koji-containerbuild: following the logs failed: %s'
-                        % _text(watch.log_error, 500))
+            self.note('Following the logs of %s failed: %s'
+                      % (self.name, _text(watch.log_error, 500)), logging.WARNING)
+        self._reconcile(watch, router)
         if state == osbs_run.SUCCEEDED:
             results = self._osbs(lambda: self.client.get_build_results(self.name),
                                  'getting results of %s' % self.name) or {}
@@ -446,6 +329,15 @@ class OsbsTask(object):
             warnings = router.finish()
             self._close_relay(relay)
             result = success_result(results, scratch, warnings, self.logger)
+            missing = self._unknown_builds(result['koji_builds'])
+            if missing:
+                # Koji web's taskinfo and rpkg look every listed build up
+                error = ('OSBS pipeline run %s reported Koji build %s, which does not exist '
+                         'on the hub; the build was not imported (check the OSBS koji_import '
+                         'step and that OSBS talks to this hub)' % (self.name,
+                                                                   ', '.join(missing)))
+                self._finish('failed', error=error)
+                raise BackendError(error)
             self._finish('succeeded', result=result)
             return result
         router.finish()
@@ -463,6 +355,51 @@ class OsbsTask(object):
         error = 'OSBS build failed (pipeline run %s): %s' % (self.name, _text(message))
         self._finish('failed', error=error)
         raise BackendError(error)
+
+    def _unknown_builds(self, build_ids):
+        """The ids in `build_ids` the hub does not know."""
+        missing = []
+        for build_id in build_ids:
+            info = self.record._hub(lambda: self.session.getBuild(int(build_id)),
+                                    'looking up build %s' % build_id)
+            if not info:
+                missing.append(build_id)
+        return missing
+
+    def _reconcile(self, watch, router):
+        """Append what the live stream missed, from the complete logs (the run has ended
+        and is not removed yet)."""
+        tally = watch.freeze()
+        streamed = sum(tally.counts.values())
+        try:
+            # bounded: osbs-client's own retries must not hold the task for minutes
+            complete = osbs_http.call_bounded(
+                lambda: self._osbs(lambda: self.client.get_build_logs(self.name),
+                                   'getting the complete logs of %s' % self.name),
+                max(self.config.retry_timeout, 1.0),
+                'getting the complete logs of %s' % self.name)
+        except Exception as exc:
+            self.note('Cannot fetch the complete logs of pipeline run %s (%s): the %d lines '
+                      'the live stream delivered cannot be checked, and lines it missed, if '
+                      'any, are missing from the task logs' % (self.name, _text(exc, 500),
+                                                                streamed), logging.WARNING)
+            return
+        if not isinstance(complete, dict):
+            self.note('Pipeline run %s returned no complete logs: the %d lines the live '
+                      'stream delivered cannot be checked' % (self.name, streamed),
+                      logging.WARNING)
+            return
+        recovered = reconcile(complete, tally, router.feed,
+                              lambda text: self.note(text, logging.WARNING))
+        if recovered:
+            self.note('Recovered %d log lines the live stream of %s missed, from its '
+                      'complete logs: %s' % (
+                          sum(recovered.values()), self.name,
+                          ', '.join('%s %d' % item for item in sorted(recovered.items()))),
+                      logging.WARNING)
+        else:
+            self.logger.info('The live logs of %s are complete (%d lines)', self.name,
+                             streamed)
 
     def _final_platforms(self, results):
         try:
@@ -556,54 +493,23 @@ class OsbsTask(object):
         raise BackendError(previous.get('error') or 'OSBS build failed (pipeline run %s)'
                            % self.name)
 
-    def cancel_quickly(self, deadline=None):
-        """Cancel the run, then remove it, within config.cancel_timeout seconds (kojid
-        sends SIGTERM 3 s after SIGINT) or by `deadline` (time.monotonic()). Further
-        KeyboardInterrupt/SystemExit during the wait are held back until then. Failures
-        are logged: the task ends anyway."""
+    def cancel_on_signal(self, exc):
+        """kojid is killing this task (the user cancelled it): cancel the run and remove it
+        once its finally tasks have ended, before kojid's SIGKILL (osbs_cancel)."""
+        self.cancel_run(osbs_cancel.KillDeadline(self.config.cancel_timeout, exc))
+
+    def cancel_run(self, deadline=None, wait_finally=True):
+        """Cancel the run; remove it after its final condition (wait_finally) or at once
+        (a run nobody else could find again). By `deadline` (a KillDeadline, default
+        cancel_timeout from now); failures are logged: the task ends anyway."""
         name, client = self.name, self.client
         if not name or client is None or self._cancel_started:
-            return
+            return None
         self._cancel_started = True
-        done = threading.Event()
-
-        def _cancel():
-            try:
-                try:
-                    client.cancel_build(name)
-                    self.logger.info('Cancelled OSBS pipeline run %s', name)
-                except Exception as exc:
-                    self.logger.warning('Cancelling pipeline run %s failed: %s', name, exc)
-                try:
-                    client.remove_build(name)
-                    self.logger.info('Removed OSBS pipeline run %s', name)
-                except Exception as exc:
-                    self.logger.warning('Removing pipeline run %s failed: %s', name, exc)
-            finally:
-                done.set()
-
-        thread = threading.Thread(target=_cancel, name='osbs-cancel')
-        thread.daemon = True
-        thread.start()
         if deadline is None:
-            deadline = time.monotonic() + self.config.cancel_timeout
-        if not _wait_holding_signals(done, deadline):
-            self.logger.warning('Cancelling and removing pipeline run %s did not finish in '
-                                '%.1f s', name, self.config.cancel_timeout)
-
-
-def _wait_holding_signals(event, deadline):
-    """Wait for `event` until `deadline`; KeyboardInterrupt/SystemExit meanwhile are held
-    back (kojid keeps signalling while we clean up). True if the event was set."""
-    while not event.is_set():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        try:
-            event.wait(left)
-        except (KeyboardInterrupt, SystemExit):
-            continue
-    return True
+            deadline = osbs_cancel.KillDeadline(self.config.cancel_timeout)
+        return osbs_cancel.cancel_run(client, name, deadline, self.logger,
+                                      wait_finally=wait_finally)
 
 
 def run_binary(handler, config, make_plan, mods=None):

@@ -13,11 +13,14 @@ import os
 import ssl
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 import koji
 
 from koji_containerbuild import scmurl
+from koji_containerbuild.backends.osbs_http import ApiTimeout, call_bounded, open_api
+from koji_containerbuild.backends.osbs_reconcile import StreamTally
 from koji_containerbuild.backends.retry import (Backoff, TaskLost, is_transient_hub,
                                                 is_transient_osbs)
 from koji_containerbuild.errors import BackendError, BuildCanceled
@@ -66,7 +69,7 @@ class RunWatch(object):
     """Relay logs and wait for run `name`; run() returns (state, last PipelineRun JSON)."""
 
     def __init__(self, client, osbs_exceptions, name, router, relay, session, task_id,
-                 config, logger, parent_pid=None):
+                 config, logger, parent_pid=None, note=None):
         self.client = client
         self.exc = osbs_exceptions
         self.name = name
@@ -76,18 +79,46 @@ class RunWatch(object):
         self.task_id = task_id
         self.config = config
         self.logger = logger
+        # task-log notes (retries of an unreachable API); kojid's log when not given
+        self.note = note or (lambda text: logger.warning('%s', text))
         self.parent_pid = os.getppid() if parent_pid is None else parent_pid
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._logs_ended = threading.Event()
         self.log_error = None
+        # lines routed per pipeline task; a re-follow replays them, reconcile() goes on
+        # from them. The lock makes freeze() final: no line is routed after it.
+        self.tally = StreamTally()
+        self._feed_lock = threading.Lock()
+        self._frozen = False
         self._host_id = None
         self._thread = threading.Thread(target=self._log_thread, name='osbs-logs')
         self._thread.daemon = True
 
     # ------------------------------------------------------------ log thread
+    def _route(self, task, count, line):
+        """Route the `count`-th line of `task` unless it was routed already; False once
+        frozen."""
+        with self._feed_lock:
+            if self._frozen:
+                return False
+            if count > self.tally.counts.get(task, 0):
+                self.tally.add(task, line)
+                self.router.feed(task, line)
+        return True
+
+    def frozen(self):
+        return self._frozen
+
+    def freeze(self):
+        """Stop routing stream lines (the log thread may still be blocked in the stream);
+        the StreamTally of what was routed."""
+        with self._feed_lock:
+            self._frozen = True
+        self._stop.set()
+        return self.tally
+
     def _log_thread(self):
-        seen = {}  # lines per pipeline task already routed: a re-follow replays them
         backoff = None
         try:
             while not self._stop.is_set():
@@ -99,10 +130,8 @@ class RunWatch(object):
                             return
                         count = counts.get(task, 0) + 1
                         counts[task] = count
-                        if count <= seen.get(task, 0):
-                            continue
-                        seen[task] = count
-                        self.router.feed(task, line)
+                        if not self._route(task, count, line):
+                            return
                         backoff = None
                     state = classify(self.client.get_build(self.name))
                     if state != RUNNING:
@@ -126,22 +155,36 @@ class RunWatch(object):
             self._wake.set()
 
     # ------------------------------------------------------------ status
-    def _poll(self, backoff_box):
-        """(state, json), or (None, None) while a transient failure is retried."""
+    def _poll(self, box):
+        """(state, json), or (None, None) while a transient failure is retried. The call
+        is bounded by what is left of retry_timeout: osbs-client's own retries would
+        hold it for minutes (osbs_http)."""
+        started = time.monotonic()
+        trouble = box[0]   # (first failure time, attempts) while the API is in trouble
+        budget = self.config.retry_timeout - (started - trouble[0] if trouble else 0.0)
         try:
-            data = self.client.get_build(self.name)
-        except self.exc.OsbsException as exc:
-            if not is_transient_osbs(exc, self.exc):
+            data = call_bounded(lambda: self.client.get_build(self.name), max(budget, 1.0),
+                                'getting the status of %s' % self.name)
+        except (self.exc.OsbsException, ApiTimeout) as exc:
+            if not isinstance(exc, ApiTimeout) and not is_transient_osbs(exc, self.exc):
                 raise BackendError('Cannot get the status of OSBS pipeline run %s: %s'
                                    % (self.name, exc))
-            if backoff_box[0] is None:
-                backoff_box[0] = Backoff(self.config.retry_timeout)
-            if backoff_box[0].expired():
-                raise BackendError('Cannot get the status of OSBS pipeline run %s for %.0f s:'
-                                   ' %s' % (self.name, self.config.retry_timeout, exc))
-            self.logger.warning('Status of %s: %s; retrying', self.name, exc)
+            since, attempts = trouble or (started, 0)
+            box[0] = (since, attempts + 1)
+            spent = time.monotonic() - since
+            if spent >= self.config.retry_timeout:
+                raise BackendError('Cannot get the status of OSBS pipeline run %s for %.0f s '
+                                   '(%d attempts, retry_timeout): %s'
+                                   % (self.name, spent, attempts + 1, exc))
+            self.note('Getting the status of %s failed (attempt %d: %s: %s); next try in '
+                      '%.1f s, giving up in %.0f s' % (
+                          self.name, attempts + 1, type(exc).__name__, exc,
+                          self.config.poll_interval, self.config.retry_timeout - spent))
             return None, None
-        backoff_box[0] = None
+        if trouble:
+            self.note('Status of %s read again after %d failed attempts'
+                      % (self.name, trouble[1]))
+        box[0] = None
         return classify(data), data
 
     def _check_parent(self):
@@ -211,8 +254,12 @@ class RunWatch(object):
 # params land is up to the PipelineRun template (`$osbs_user_params_json`): we read the
 # `spec.params` entry named `user-params` or `user_params`, a JSON string (or object).
 USER_PARAMS_NAMES = ('user-params', 'user_params')
-LIST_TIMEOUT = 30.0
-MAX_LIST_BYTES = 64 * 1024 * 1024
+LIST_TIMEOUT = 30.0          # the whole listing, every page
+LIST_PAGE = 10               # runs asked per page (?limit=, with continue tokens)
+MAX_PAGE_ITEMS = 100         # a page with more: the API ignored limit
+MAX_PAGE_BYTES = 1024 * 1024
+MAX_LIST_BYTES = 16 * 1024 * 1024
+MAX_CONTINUE = 4096
 
 
 def runs_url(conf):
@@ -225,25 +272,63 @@ def runs_url(conf):
         base, urllib.request.quote(conf.get_namespace(), safe=''))
 
 
-def list_runs(conf, timeout=LIST_TIMEOUT):
-    """The namespace's PipelineRun JSON objects, with osbs-client's token and TLS
-    settings. Raises on any trouble (the caller falls back)."""
-    request = urllib.request.Request(runs_url(conf), headers={'Accept': 'application/json'})
+def _page_url(url, cont):
+    if not url.lower().startswith(('http:', 'https:')):
+        return url      # the test double's file:// API: one page
+    query = {'limit': LIST_PAGE}
+    if cont:
+        query['continue'] = cont
+    return '%s?%s' % (url, urllib.parse.urlencode(query))
+
+
+def iter_runs(conf, timeout=LIST_TIMEOUT):
+    """The namespace's PipelineRun JSON objects, a page at a time (bounded pages, bytes
+    and time: an API answer is not trusted), with osbs-client's token and TLS settings;
+    the token goes to the API's origin only (osbs_http.open_api). Raises on any trouble
+    (the caller falls back)."""
+    url = runs_url(conf)
     token = conf.get_oauth2_token()
-    if token:
-        request.add_header('Authorization', 'Bearer %s' % token)
     context = None
-    if request.type == 'https' and not conf.get_verify_ssl():
+    if url.lower().startswith('https:') and not conf.get_verify_ssl():
         context = ssl._create_unverified_context()
-    with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:
-        raw = answer.read(MAX_LIST_BYTES + 1)
-    if len(raw) > MAX_LIST_BYTES:
-        raise ValueError('pipeline run list larger than %d bytes' % MAX_LIST_BYTES)
-    data = json.loads(raw.decode('utf-8'))
-    items = data.get('items') if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise ValueError('not a PipelineRunList')
-    return [item for item in items if isinstance(item, dict)]
+    deadline = time.monotonic() + timeout
+    total = 0
+    cont = None
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ValueError('listing pipeline runs took more than %.0f s' % timeout)
+        with open_api(_page_url(url, cont), token, context, left) as answer:
+            raw = answer.read(MAX_PAGE_BYTES + 1)
+        total += len(raw)
+        if len(raw) > MAX_PAGE_BYTES or total > MAX_LIST_BYTES:
+            raise ValueError('pipeline run list larger than %d bytes per page or %d in all'
+                             % (MAX_PAGE_BYTES, MAX_LIST_BYTES))
+        try:
+            data = json.loads(raw.decode('utf-8'))
+        except RecursionError:
+            raise ValueError('pipeline run list nested too deep')
+        del raw
+        items = data.get('items') if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise ValueError('not a PipelineRunList')
+        if len(items) > MAX_PAGE_ITEMS:
+            raise ValueError('%d pipeline runs in one page (asked for %d)'
+                             % (len(items), LIST_PAGE))
+        for item in items:
+            if isinstance(item, dict):
+                yield item
+        meta = data.get('metadata')
+        cont = meta.get('continue') if isinstance(meta, dict) else None
+        if not isinstance(cont, str) or not cont or _page_url(url, None) == url:
+            return
+        if len(cont) > MAX_CONTINUE:
+            raise ValueError('continue token of %d characters' % len(cont))
+
+
+def list_runs(conf, timeout=LIST_TIMEOUT):
+    """Every PipelineRun of the namespace (iter_runs, as a list)."""
+    return list(iter_runs(conf, timeout))
 
 
 def user_params_of(run):
@@ -257,13 +342,13 @@ def user_params_of(run):
         if isinstance(value, str):
             try:
                 value = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return None
         return value if isinstance(value, dict) else None
     return None
 
 
-def find_run_of_task(conf, task_id, logger, lister=list_runs):
+def find_run_of_task(conf, task_id, logger, lister=iter_runs):
     """The name of the newest run whose user params carry koji_task_id == task_id, or
     None. Errors are the caller's (it logs them and builds anew)."""
     found = []

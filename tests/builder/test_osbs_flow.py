@@ -8,6 +8,7 @@ import pytest
 
 from koji_containerbuild import errors
 from tests.builder.conftest import TARGET
+from tests.builder.test_osbs_logs import osbs_build_on_hub  # noqa: F401 (autouse fixture)
 
 
 def _src(git_daemon):
@@ -265,3 +266,19 @@ def test_cancel_seen_on_hub_cancels_the_run(git_daemon, make_task, osbs_double, 
     (removed,) = osbs_double.calls('remove_build')
     assert cancelled['name'] == removed['name'] and cancelled['t'] <= removed['t']
     assert osbs_double.removed_run(removed['name'])['spec_status'] == 'CancelledRunFinally'
+
+
+def test_unknown_koji_build_id_is_a_clear_failure(git_daemon, make_task, osbs_double, hub):
+    # OSBS (another hub, or a koji_import that did not happen) reports a build this hub
+    # does not know: listing it would break Koji web's taskinfo page and rpkg
+    osbs_double.configure(run={'results': {
+        'repositories': {'primary': ['registry.example.com/containers/x:1.0-1']},
+        'koji-build-id': 123456789}})
+    task_id, handler = _run_task(make_task, git_daemon)
+    with pytest.raises(errors.BackendError) as info:
+        handler.run()
+    assert 'reported Koji build 123456789, which does not exist on the hub' in str(info.value)
+    record = json.loads(hub.uploaded_files(task_id)['osbs-run.json'])
+    assert record['outcome'] == 'failed' and record['name'] in str(info.value)
+    assert 'result' not in record
+    assert osbs_double.runs() == []

@@ -118,21 +118,80 @@ def test_user_warning_shape_is_anchored():
     assert parse_user_warning(' - USER_WARNING - {"message": "x"}') is None
     assert parse_user_warning(WARN % '{"message": "x"}' + '  ') is None
     assert parse_user_warning(WARN % '{"message": "x"}' + '\n') == 'x'
+    assert parse_user_warning(WARN % '{"message": "x"}' + '\n\n') is None
+    assert parse_user_warning('a\nb' + WARN % '{"message": "x"}') is None
+    # the rightmost separator followed by '{' is the one (osbs-client's greedy .+)
+    assert parse_user_warning('a - USER_WARNING - {"message": "b - USER_WARNING - '
+                              '{\\"message\\": 1}"}') is None
+    assert parse_user_warning('a - USER_WARNING - {"message": "m"} - USER_WARNING - x}') \
+        is None
+    assert parse_user_warning('a - USER_WARNING - {"message": "m - USER_WARNING - x"}') \
+        == 'm - USER_WARNING - x'
+    assert parse_user_warning('x' * (64 * 1024) + WARN % '{"message": "x"}') is None
+
+
+def test_warning_json_agrees_with_osbs_clients_regex():
+    import random
+    import re
+    from koji_containerbuild.osbs_logs import _warning_json
+    upstream = re.compile(r'^.+ - USER_WARNING - (\{.*\})\n?$')   # contract §5
+    pieces = [' - USER_WARNING - ', ' - ', 'USER_WARNING', '{', '}', 'a', ' ', '\n', '-']
+    rng = random.Random(7)
+    for _ in range(20000):
+        line = ''.join(rng.choice(pieces) for _ in range(rng.randint(0, 9)))
+        match = upstream.match(line)
+        assert _warning_json(line) == (match.group(1) if match else None), repr(line)
 
 
 def test_user_warnings_are_collected_and_not_logged(hub, task_id, relay, kojiwork):
     router = OsbsLogRouter(relay, str(kojiwork), platforms=['x86_64'])
-    router.feed('binary-container-build-x86-64', WARN % '{"message": "zeta"}')
-    router.feed('clone', WARN % '{"message": "alpha"}')
-    router.feed('clone', WARN % '{"message": "zeta"}')
-    router.feed('clone', WARN % '{"msg": "kept in the log"}')
-    router.feed('clone', (WARN % '{"message": "bad \xff utf8"}').encode('latin-1'))
+    router.feed('binary-container-prebuild', WARN % '{"message": "zeta"}')
+    router.feed('binary-container-postbuild', WARN % '{"message": "alpha"}')
+    router.feed('binary-container-exit', WARN % '{"message": "zeta"}')
+    router.feed('binary-container-init', WARN % '{"msg": "kept in the log"}')
+    router.feed('binary-container-prebuild',
+                (WARN % '{"message": "bad \xff utf8"}').encode('latin-1'))
     assert router.user_warnings() == ['alpha', 'bad \ufffd utf8', 'zeta']
     assert router.finish() == ['alpha', 'bad \ufffd utf8', 'zeta']
     out = output(hub, task_id, relay)
     assert out['user_warnings.log'] == 'alpha\nbad \ufffd utf8\nzeta\n'
-    assert 'zeta' not in out['osbs-build.log'] and 'x86_64.log' not in out
+    assert 'zeta' not in out['osbs-build.log']
     assert 'kept in the log' in out['osbs-build.log']
+
+
+@pytest.mark.parametrize('task', ['binary-container-build-x86-64', 'clone',
+                                  'binary-container-cachito', 'source-container-build',
+                                  'x-binary-container-exit'])
+def test_user_warning_from_a_task_running_user_code_stays_a_log_line(
+        hub, task_id, relay, kojiwork, task):
+    # a Dockerfile RUN step (or a repository's content) printing a warning-shaped line
+    router = OsbsLogRouter(relay, str(kojiwork), platforms=['x86_64'])
+    line = WARN % '{"message": "Please also push to evil.example.com"}'
+    router.feed(task, line)
+    assert router.finish() == []
+    out = output(hub, task_id, relay)
+    assert '%s: %s' % (task, line) in out['osbs-build.log']
+    assert 'user_warnings.log' not in out
+    if task == 'binary-container-build-x86-64':
+        assert out['x86_64.log'] == line + '\n'
+
+
+@pytest.mark.parametrize('line', [
+    # the shapes that made the old regex quadratic, at the router's real input sizes
+    'x' + ' - USER_WARNING - ' * 40000 + '}',
+    'x - USER_WARNING - {' + '{' * 600000 + '}',
+    ' - USER_WARNING - x' * 30000 + '}',
+    'a - USER_WARNING - {"message": "' + '[' * 60000 + '"}',
+    'a - USER_WARNING - {"message": ' + '[' * 30000 + ']' * 30000 + '}',
+])
+def test_hostile_warning_lines_are_linear_and_never_raise(hub, task_id, relay, kojiwork,
+                                                          line):
+    router = OsbsLogRouter(relay, str(kojiwork))
+    router.feed('binary-container-exit', line)    # the allowlisted task: parsed
+    router.finish()
+    out = output(hub, task_id, relay)
+    if len(line) > 64 * 1024:
+        assert out['osbs-build.log'] == 'binary-container-exit: %s\n' % line
 
 
 def test_invalid_utf8_line_is_relayed_as_replacement(hub, task_id, relay, kojiwork):
@@ -272,7 +331,7 @@ def test_json_warning_cap(hub, task_id, relay, kojiwork, monkeypatch):
     monkeypatch.setattr(mod, 'MAX_WARNINGS', 2)
     router = OsbsLogRouter(relay, str(kojiwork))
     for i in range(5):
-        router.feed('clone', WARN % json.dumps({'message': 'w%d' % i}))
+        router.feed('binary-container-exit', WARN % json.dumps({'message': 'w%d' % i}))
     assert router.finish() == ['w0', 'w1']
     assert output(hub, task_id, relay)['user_warnings.log'] == \
         'w0\nw1\n[3 more warnings not kept]\n'

@@ -336,3 +336,23 @@ def test_unserialized_session_would_overlap(hub, task_id, upload_path, tmp_path)
             break
     relay.close()
     assert raw.overlaps > 0
+
+
+def test_append_file_goes_after_what_the_hub_has(hub, task_id, upload_path, tmp_path):
+    first = make_relay(hub, upload_path, tmp_path / 'one')
+    first.write('notes.log', 'attempt 1: a')
+    first.write('notes.log', 'attempt 1: b')
+    first.close()
+    offsets = hub_output_sizes(hub, task_id)
+    # the re-run writes other notes: appended, not taken for a replay of the first ones
+    second = make_relay(hub, upload_path, tmp_path / 'two', resume_offsets=offsets,
+                        append=('notes.log',))
+    second.write('notes.log', 'attempt 2')
+    second.close()
+    assert hub.downloadTaskOutput(task_id, 'notes.log') == \
+        b'attempt 1: a\nattempt 1: b\nattempt 2\n'
+    # without a previous size the file starts at 0 as usual
+    third = make_relay(hub, upload_path, tmp_path / 'three', append=('other.log',))
+    third.write('other.log', 'x')
+    third.close()
+    assert hub.downloadTaskOutput(task_id, 'other.log') == b'x\n'

@@ -24,8 +24,18 @@ item carries the rendered template's `spec.params` (`user-params`: the user-para
     results        pipelineResults {name: value}; None -> derived from user params
     error_message  what get_build_error_message returns (None -> derived)
     final_platforms  get_final_platforms() answer (default None, as with new pipelines)
-    cancel_reason  reason after cancel_build (Tekton: 'Cancelled')
+    cancel_reason  final reason after cancel_build (Tekton: 'Cancelled')
     cancel_delay   seconds cancel_build takes
+    finally        [[pipeline_task, [lines]], ...] the pipeline's finally tasks (the
+                   `*-container-exit` task): they run after the regular tasks, and after a
+                   cancel (CancelledRunFinally) before the run reaches its final condition
+    finally_seconds  seconds a cancelled run spends in Unknown/CancelledRunFinally running
+                   its finally tasks before it ends False/<cancel_reason> (contract §2.2);
+                   a run deleted earlier records `finally_ended: false` in removed/
+    drop_after     {pipeline_task: n}: in the first follow, the stream of that task drops
+                   after n lines (< 60 s after its last line): its other lines never arrive
+                   through the follow generator, which neither reopens it nor ends early;
+                   get_build_logs without follow still returns them (contract §3)
     no_status_polls  status reads answered without a `status` (run just created)
     pace           seconds between log lines
     iter_faults    [{"at": line index, exc spec}] raised (unwrapped) during iteration, once
@@ -56,6 +66,9 @@ DEFAULT_RUN = {
     'final_platforms': None,
     'cancel_reason': 'Cancelled',
     'cancel_delay': 0.0,
+    'finally': [],
+    'finally_seconds': 0.0,
+    'drop_after': {},
     'no_status_polls': 0,
     'pace': 0.0,
     'iter_faults': [],
@@ -199,12 +212,12 @@ class Cluster(object):
 
     def run(self, name):
         rel = self._run_rel(name)
-        return self._load(rel) if rel else None
+        return advance(self._load(rel)) if rel else None
 
     def _update(self, name, func):
         with self._locked():
             rel = self._run_rel(name)
-            run = self._load(rel) if rel else None
+            run = advance(self._load(rel)) if rel else None
             if run is None:
                 return None
             result = func(run)
@@ -225,9 +238,14 @@ class Cluster(object):
         """Delete a run behind the plugin's back."""
         rel = self._run_rel(name)
         with self._locked():
-            if rel and os.path.exists(self._path(rel)):
-                # kept aside so tests can still inspect what was created
-                os.rename(self._path(rel), self._path(os.path.join('removed', name + '.json')))
+            run = advance(self._load(rel)) if rel else None
+            if run is not None:
+                # kept aside so tests can still inspect what was created, and when
+                run['deleted_at'] = time.time()
+                if run.get('cancelled_at') is not None:
+                    run['finally_ended'] = run.get('finally_ended_at') is not None
+                self._store(os.path.join('removed', name + '.json'), run)
+                os.unlink(self._path(rel))
                 self._write_listings()
                 return True
         return False
@@ -308,13 +326,25 @@ class Cluster(object):
         return self._update(name, _fin)
 
     def cancel(self, name):
+        """spec.status CancelledRunFinally: the running tasks stop, the finally tasks run
+        (Unknown/CancelledRunFinally), then the run ends False/<cancel_reason>."""
         def _cancel(run):
             run['spec_status'] = 'CancelledRunFinally'
             if run['condition'] is None:
-                run['condition'] = {'status': 'False',
-                                    'reason': run['script'].get('cancel_reason', 'Cancelled'),
-                                    'message': 'PipelineRun "%s" was cancelled' % name}
+                run['cancelled_at'] = time.time()
+                run['condition'] = {'status': 'Unknown', 'reason': 'CancelledRunFinally',
+                                    'message': 'PipelineRun "%s" was cancelled; running its '
+                                               'finally tasks' % name}
+            return advance(run)
         return self._update(name, _cancel)
+
+    def use_drop(self, name):
+        def _use(run):
+            if run.get('drop_used'):
+                return False
+            run['drop_used'] = True
+            return True
+        return self._update(name, _use) is True
 
     def use_early_end(self, name):
         def _use(run):
@@ -323,6 +353,21 @@ class Cluster(object):
             run['early_end_used'] = True
             return True
         return self._update(name, _use) is True
+
+
+def advance(run):
+    """A cancelled run whose finally tasks had their time reaches its final condition
+    (computed on every read: the state lives in files shared by processes)."""
+    if not run or run.get('cancelled_at') is None or run.get('finally_ended_at') is not None:
+        return run
+    ends = run['cancelled_at'] + float(run['script'].get('finally_seconds') or 0.0)
+    if time.time() >= ends and run['condition'] and \
+            run['condition'].get('reason') == 'CancelledRunFinally':
+        run['finally_ended_at'] = ends
+        run['condition'] = {'status': 'False',
+                            'reason': run['script'].get('cancel_reason', 'Cancelled'),
+                            'message': 'PipelineRun "%s" was cancelled' % run['name']}
+    return run
 
 
 def list_item(run):

@@ -11,7 +11,11 @@ nulls; koji-build-id is absent for scratch; get_final_platforms gives None.
 import copy
 import functools
 import json
+import os
 import re
+import shutil
+import subprocess
+import tempfile
 import string
 import time
 import warnings
@@ -36,6 +40,9 @@ _SOURCE_PARAMS = frozenset((
     'user', 'scratch', 'signing_intent', 'userdata', 'sources_for_koji_build_id',
     'sources_for_koji_build_nvr', 'reactor_config_override'))
 CANCELLED_REASON = 'PipelineRunCancelled'
+# urllib3 (< 1.26) Retry(total=8, backoff_factor=4): no sleep before the first retry,
+# then 4 * 2**(n-1) s, capped at 120 s
+HTTP_RETRY_SLEEPS = [0] + [min(4 * 2 ** (n - 1), 120) for n in range(2, 9)]
 
 
 def make_exception(spec):
@@ -83,8 +90,14 @@ class _Http(object):
         if self._cluster is None:
             state_dir = state_dir_from_url(self.conf.get_openshift_base_uri())
             if state_dir is None:
-                raise ConnectionError('Failed to establish a new connection: %r'
-                                      % (self.conf.get_openshift_base_uri(),))
+                # an unreachable API: urllib3 retries the request 8 times, backoff factor
+                # 4 (contract §8), before the connection error comes out: ~8 minutes.
+                # OSBS_DOUBLE_TIME_SCALE shortens that for tests (never 0: it is slow).
+                scale = float(os.environ.get('OSBS_DOUBLE_TIME_SCALE', '1.0'))
+                time.sleep(scale * sum(HTTP_RETRY_SLEEPS))
+                raise ConnectionError('Max retries exceeded with url: %s (Caused by '
+                                      'NewConnectionError: Failed to establish a new '
+                                      'connection)' % (self.conf.get_openshift_base_uri(),))
             self._cluster = Cluster(state_dir)
         return self._cluster
 
@@ -174,6 +187,24 @@ class OSBS(object):
             raise OsbsResponseException(body, 409)
         return PipelineRun(self.os, name, rendered)
 
+    @staticmethod
+    def _clone(git_uri, git_ref, git_branch):
+        """The clone on the calling host (contract §2.1 step 3), git's output going to
+        this process's stdout/stderr as with osbs-client."""
+        tmp = tempfile.mkdtemp(prefix='osbs-double-clone-')
+        try:
+            done = subprocess.run(['git', 'clone', '-b', git_branch, '--single-branch',
+                                   git_uri, tmp], stdin=subprocess.DEVNULL)
+            if done.returncode != 0:
+                raise OsbsException('Failed to clone git repo %s' % git_uri)
+            done = subprocess.run(['git', 'reset', '--hard', git_ref], cwd=tmp,
+                                  stdin=subprocess.DEVNULL)
+            if done.returncode != 0:
+                raise OsbsCommitNotFound('Commit %s not found in branch %s'
+                                         % (git_ref, git_branch))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
     @osbsapi
     def create_binary_container_build(self, **kwargs):
         return self.create_binary_container_pipeline_run(**kwargs)
@@ -195,6 +226,8 @@ class OSBS(object):
         scenario = cluster.scenario()
         if scenario['create'].get('clone_delay'):
             time.sleep(scenario['create']['clone_delay'])
+        if scenario['create'].get('clone', True):
+            self._clone(git_uri, git_ref, git_branch)
         if scenario['create'].get('error'):  # clone / container.yaml / label failures
             raise make_exception(scenario['create']['error'])
         max_limit = kwargs.get('max_buildtime_limit')
@@ -391,12 +424,21 @@ class OSBS(object):
         cluster = self._enter('get_build_logs', build_name)
         if follow or wait:
             return self._follow(cluster, build_name)
+        spec = cluster.pop_fault('get_build_logs:complete')   # test control only
+        if spec:
+            raise make_exception(spec)
         run = cluster.run(build_name)
         if run is None:
             return None
+        # each container's complete log (what the API keeps after the pods ended)
         logs = {}
-        for task, lines, *_ in run['script']['tasks']:
-            logs.setdefault(task, {})['step-build'] = '\n'.join(lines)
+        entries = list(run['script']['tasks'])
+        if run['condition'] and run['condition']['status'] != 'Unknown':
+            entries += list(run['script'].get('finally') or [])
+        for task, lines, *_ in entries:
+            if lines:
+                logs.setdefault(task, {})['step-build'] = ''.join(
+                    '%s\n' % line for line in lines)
         return logs
 
     # ------------------------------------------------------------ log stream
@@ -409,9 +451,15 @@ class OSBS(object):
         script = run['script']
         end_early = script.get('end_early_at')
         end_early = end_early if end_early is not None and cluster.use_early_end(name) else None
+        drop = script.get('drop_after') or {}
+        drop = drop if drop and cluster.use_drop(name) else {}
+        delivered = {}
         for index, (task, line) in enumerate(sequence(script['tasks'])):
             if end_early is not None and index >= end_early:
                 return  # the watches gave up: silently, mid-build
+            delivered[task] = delivered.get(task, 0) + 1
+            if task in drop and delivered[task] > drop[task]:
+                continue  # that container's stream dropped: its lines never come
             while script.get('hold_at') is not None and index >= script['hold_at']:
                 current = cluster.run(name)
                 if current is None or current['released'] or current['condition']:
@@ -422,7 +470,8 @@ class OSBS(object):
                 yield from self._blocked(script)
                 return
             if current['spec_status']:
-                return  # cancelled: its pods are gone
+                yield from self._finally(cluster, name, script)   # cancelled
+                return
             spec = cluster.pop_iter_fault(name, index)
             if spec:
                 raise make_exception(spec)
@@ -430,6 +479,8 @@ class OSBS(object):
                 time.sleep(script['pace'])
             yield task, line
         if script.get('finish', 'drained') == 'drained':
+            for task, line in sequence(script.get('finally') or []):
+                yield task, line
             cluster.finish_if_running(name, script['outcome'])
             return
         while True:
@@ -437,7 +488,27 @@ class OSBS(object):
             if current is None:
                 yield from self._blocked(script)
                 return
+            if current['spec_status']:
+                yield from self._finally(cluster, name, script)
+                return
             if current['condition']:
+                return
+            time.sleep(0.02)
+
+    @staticmethod
+    def _finally(cluster, name, script):
+        """After a cancel: the finally tasks' lines over `finally_seconds`, then the end
+        (when the run reaches its final condition or is deleted)."""
+        lines = sequence(script.get('finally') or [])
+        pace = float(script.get('finally_seconds') or 0.0) / max(len(lines) + 1, 1)
+        for task, line in lines:
+            time.sleep(pace)
+            if cluster.run(name) is None:
+                return
+            yield task, line
+        while True:
+            current = cluster.run(name)
+            if current is None or current['condition']['status'] != 'Unknown':
                 return
             time.sleep(0.02)
 
