@@ -34,6 +34,10 @@ _SECRET_RES = (
 )
 
 
+# buildah's line carrying the runtime's (crun, runc) error when a container cannot start.
+_RUNTIME_ERROR = 'error running container'
+
+
 def goarch(arch):
     """Go architecture name for a Koji arch; BackendError for arches we cannot build."""
     try:
@@ -161,11 +165,20 @@ def stream(cmd, log_line, cwd=None, env=None):
 
 
 def _failure_reason(tail):
-    """The most useful line of a failed buildah run (its 'Error: ...' line if any)."""
+    """The most useful line of a failed buildah run (its 'Error: ...' line if any),
+    with the OCI runtime's own complaint when the runtime could not start a RUN step
+    (buildah's last line then only says `while running runtime: exit status 1`)."""
+    reason = _last_line('\n'.join(tail))
     for line in reversed(tail):
         if line.startswith('Error:') or line.startswith('error'):
-            return line
-    return _last_line('\n'.join(tail))
+            reason = line
+            break
+    runtime = next((line for line in reversed(tail)
+                    if line.lower().startswith(_RUNTIME_ERROR)), None)
+    if runtime and runtime != reason:
+        reason = '%s (OCI runtime: %s)' % (
+            reason, runtime[len(_RUNTIME_ERROR):].strip(' :')[:400])
+    return reason
 
 
 def build_image(context_dir, dockerfile, arch, labels, yum_repo_files, workdir, log_line,

@@ -29,6 +29,7 @@ from koji_containerbuild.registry import MEDIA_V2S2, check_repository
 DEFAULT_SETTINGS = {
     'network': 'host',
     'isolation': 'chroot',
+    'runtime': None,        # OCI runtime for isolation oci (buildah --runtime); None: default
     'pull': 'missing',
     'storage_root': None,
     'storage_runroot': None,
@@ -205,7 +206,8 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
         srcdir, build_file, arch, dict(labels_extra or {}), repo_files, workdir, log_line,
         network=settings['network'], isolation=settings['isolation'],
         pull=PULL_VALUES[settings['pull']], storage=storage, tls_verify=tls_verify,
-        authfile=authfile, cert_dir=cert_dir, build_args=build_args)
+        authfile=authfile, cert_dir=cert_dir, build_args=build_args,
+        extra_args=runtime_args(settings))
     try:
         return _describe(image_id, arch, arch_tag, parsed, resolved, registry,
                          repository, workdir, log_line, storage, settings, started,
@@ -214,6 +216,14 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
         # An owned (private, temporary) storage is deleted as a whole afterwards.
         if not settings.get('keep_image') and not storage.owned:
             buildah.remove_image(image_id, storage)
+
+
+def runtime_args(settings):
+    """buildah build arguments naming the OCI runtime (isolation oci only)."""
+    runtime = settings.get('runtime')
+    if not runtime or settings.get('isolation') != 'oci':
+        return []
+    return ['--runtime', runtime]
 
 
 def registry_cert_dir(registry, workdir):

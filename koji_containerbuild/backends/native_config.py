@@ -23,6 +23,8 @@ PULL_POLICIES = ('always', 'missing', 'never', 'newer')
 _REPO_PART = r'[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
 REPOSITORY_RE = re.compile(r'^%s(?:/%s)*$' % (_REPO_PART, _REPO_PART))
 TAG_RE = re.compile(r'^[\w][\w.-]{0,127}$')
+# An OCI runtime: a plain program name looked up on PATH, or an absolute path.
+RUNTIME_RE = re.compile(r'^(?:[A-Za-z0-9][\w.+-]{0,63}|/[\w./+-]{1,255})$')
 UNIQUE_TAG_FIELDS = frozenset(('target', 'random', 'timestamp', 'task_id'))
 
 # key: (default, kind, help). kind: 'text', 'bool', 'float', 'path', 'choice:<a|b>'.
@@ -43,6 +45,9 @@ KEYS = (
     ('network', 'private', 'choice', 'buildah --network for RUN steps: private (own network '
      'namespace: builds reach repos but not the builder\'s loopback services), host or none'),
     ('isolation', 'oci', 'choice', 'buildah --isolation for RUN steps: oci, chroot or rootless'),
+    ('runtime', '', 'text', 'OCI runtime for isolation = oci (buildah --runtime): a name on '
+     'PATH such as runc or crun, or an absolute path (empty: buildah\'s default, usually '
+     'crun; use runc on hosts with hybrid cgroups, where crun cannot start containers)'),
     ('pull', 'always', 'choice', 'Base image pull policy: always, missing, never or newer'),
     ('storage_root', '', 'path', 'Folder under which each createContainer task gets its own '
      'buildah storage (<storage_root>/task-<id>/), removed when the task ends '
@@ -79,6 +84,7 @@ class NativeConfig(object):
             'network': self.network,
             'isolation': self.isolation,
             'pull': self.pull,
+            'runtime': self.runtime or None,
             'storage': storage,
         }
 
@@ -144,6 +150,18 @@ def _check_registry(text):
     if parts.path not in ('', '/') or parts.query or parts.fragment:
         raise ConfigError('[native] registry: give only scheme://host[:port], got %r' % text)
     return '%s://%s' % (parts.scheme, parts.netloc)
+
+
+def _check_runtime(text, isolation):
+    if not text:
+        return ''
+    if not RUNTIME_RE.match(text):
+        raise ConfigError('[native] runtime: expected a program name (runc, crun) or an '
+                          'absolute path, got %r' % text)
+    if isolation != 'oci':
+        raise ConfigError('[native] runtime = %s is only used with isolation = oci '
+                          '(isolation is %s)' % (text, isolation))
+    return text
 
 
 def _check_unique_format(text):
@@ -216,6 +234,7 @@ def parse(parser):
         raise ConfigError('[native] storage_driver: expected overlay or vfs, got %r'
                           % values['storage_driver'])
     values['unique_tag_format'] = _check_unique_format(values['unique_tag_format'])
+    values['runtime'] = _check_runtime(values['runtime'], values['isolation'])
     if values['isolation'] == 'chroot' and values['network'] != 'host':
         # chroot isolation has no network namespace of its own: RUN steps always get the
         # host network, so any other setting would be silently wrong.

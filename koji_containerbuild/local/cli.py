@@ -92,6 +92,9 @@ def parser():
                        help='buildah isolation for RUN steps (default: chroot)')
     build.add_argument('--network', default='host',
                        help='network for RUN steps (host with chroot isolation)')
+    build.add_argument('--runtime', metavar='RUNTIME',
+                       help='OCI runtime for --isolation oci (runc, crun or a path; '
+                            'default: buildah\'s)')
     build.add_argument('-q', '--quiet', action='store_true', help='do not echo build output')
     return top
 
@@ -133,6 +136,11 @@ def _check_args(args):
                           'of the unique tag' % (args.target,))
     if args.authfile and not os.path.isfile(args.authfile):
         raise ConfigError('--authfile %s does not exist' % args.authfile)
+    if args.runtime is not None:
+        from koji_containerbuild.backends.native_config import RUNTIME_RE
+        if args.isolation != 'oci' or not RUNTIME_RE.match(args.runtime):
+            raise OptionError('--runtime %r: give a program name (runc, crun) or an absolute '
+                              'path, with --isolation oci' % (args.runtime,))
     if (args.authfile or not args.tls_verify) and not args.registry:
         raise OptionError('--authfile and --no-tls-verify need --registry')
     arches = []
@@ -270,6 +278,7 @@ def run_build(args):
         else:
             storage = buildah.Storage.temporary(workdir, args.storage_driver)
         settings = {'storage': storage, 'isolation': args.isolation, 'network': args.network,
+                    'runtime': args.runtime,
                     'pull': 'missing', 'image_dir': os.path.join(output, 'images')}
         repo_files = _fetch_repo_files(args.repo_urls, workdir)
         unique = cg.unique_tag(args.target)
