@@ -19,7 +19,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import koji_containerbuild
-from koji_containerbuild import buildah, dockerfile as dockerfile_reader, rpmdb
+from koji_containerbuild import (buildah, dockerfile as dockerfile_reader, rpmdb, safe_files,
+                                 source)
 from koji_containerbuild.errors import BackendError, SourceError
 from koji_containerbuild.registry import MEDIA_V2S2, check_repository
 
@@ -184,20 +185,17 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
     check_repository(repository)
     arch_tag = '%s-%s' % (unique_tag, arch)
     os.makedirs(workdir, exist_ok=True)
-    dockerfile_path = os.path.join(srcdir, dockerfile)
+    data = _read_dockerfile(srcdir, dockerfile)
     try:
-        with open(dockerfile_path, 'rb') as f:
-            data = f.read(dockerfile_reader.MAX_DOCKERFILE + 1)
         text = data.decode('utf-8')
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SourceError('Cannot read %s: %s' % (dockerfile, getattr(exc, 'strerror', exc)))
+    except UnicodeDecodeError as exc:
+        raise SourceError('Cannot read %s: %s' % (dockerfile, exc))
     parsed = parse_dockerfile(data, build_args)
     parents = parsed.from_images()
     log_line('Resolving parent images for %s: %s' % (arch, ', '.join(parents)))
     resolved = resolve_parents(parents, registry, arch)
-    build_file = os.path.join(workdir, 'Dockerfile.%s' % arch)
-    with open(build_file, 'w') as f:
-        f.write(pinned_dockerfile(text, parsed.froms, resolved))
+    build_file = safe_files.write_new(os.path.join(workdir, 'Dockerfile.%s' % arch),
+                                      pinned_dockerfile(text, parsed.froms, resolved))
     tls_verify = registry.tls_verify if registry is not None else True
     authfile = registry.credentials_file if registry is not None else None
     cert_dir = registry_cert_dir(registry, workdir)
@@ -216,6 +214,16 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
         # An owned (private, temporary) storage is deleted as a whole afterwards.
         if not settings.get('keep_image') and not storage.owned:
             buildah.remove_image(image_id, storage)
+
+
+def _read_dockerfile(srcdir, dockerfile):
+    """Bytes of the Dockerfile: `dockerfile` relative to the checkout `srcdir` (read
+    without following symlinks, inside the checkout), or an absolute path to a file the
+    task wrote itself (the koji_parent_build rewrite)."""
+    if os.path.isabs(dockerfile):
+        return source.read_file(dockerfile, dockerfile_reader.MAX_DOCKERFILE, 'Dockerfile')
+    return safe_files.read_in_tree(srcdir, dockerfile, dockerfile_reader.MAX_DOCKERFILE,
+                                   dockerfile)
 
 
 def runtime_args(settings):

@@ -11,7 +11,8 @@ import re
 
 import koji
 
-from koji_containerbuild import native_build, registry as registry_mod, scmurl, source
+from koji_containerbuild import (dockerfile as dockerfile_mod, native_build,
+                                 registry as registry_mod, safe_files, scmurl, source)
 from koji_containerbuild.backends import native_config
 from koji_containerbuild.backends.native_common import short
 from koji_containerbuild.errors import BackendError, OptionError
@@ -161,15 +162,19 @@ class ArchBuild(object):
             policy_data={'user_id': self._owner_id(), 'scratch': params['scratch']})
         srcdir = checkout.srcdir
         dockerfile = params['dockerfile']
-        if not os.path.isfile(os.path.join(srcdir, dockerfile)):
+        if not os.path.lexists(os.path.join(srcdir, dockerfile)):
             raise BackendError('%s not found in %s' % (dockerfile, scmurl.redact(self.src)))
+        # read as a regular file inside the checkout (no symlinks), bounded
+        data = safe_files.read_in_tree(srcdir, dockerfile, dockerfile_mod.MAX_DOCKERFILE,
+                                       dockerfile)
         if params['base_image']:
-            path = os.path.join(srcdir, dockerfile)
-            with open(path) as f:
-                text = f.read()
-            dockerfile = '.Dockerfile.koji-parent'
-            with open(os.path.join(srcdir, dockerfile), 'w') as f:
-                f.write(rewrite_base(text, params['base_image']))
+            text = data.decode('utf-8', 'surrogateescape')
+            # The rewritten file goes to the task's own directory, never into the
+            # checkout: a repository could commit a symlink of any name there.
+            # (buildah build --file may point outside the build context.)
+            dockerfile = safe_files.write_new(
+                os.path.join(workdir, 'Dockerfile.koji-parent'),
+                rewrite_base(text, params['base_image']))
             log_line('koji_parent_build: final stage FROM %s' % params['base_image'])
         repos_dir = os.path.join(workdir, 'repos')
         os.makedirs(repos_dir, exist_ok=True)

@@ -26,7 +26,7 @@ gc.disable()
 try:
     import koji
 
-    from koji_containerbuild import buildah, cg, native_build, source
+    from koji_containerbuild import buildah, cg, native_build, safe_files, source
     from koji_containerbuild.errors import ConfigError, OptionError, SourceError
     from koji_containerbuild.options import RELEASE_PATTERN, URL_PATTERN
     from koji_containerbuild.registry import Registry, check_repository
@@ -73,7 +73,8 @@ def parser():
                        help='push under the unique tag only (no version-release/latest tags)')
     build.add_argument('--output-dir', metavar='DIR',
                        help='where metadata.json, logs and summary.json go '
-                            '(default: ./koji-containerbuild-output/<NVR>)')
+                            '(default: ./koji-containerbuild-output/<NVR>); created fresh, '
+                            'an earlier output there is replaced')
     build.add_argument('--repo-url', action='append', dest='repo_urls', metavar='URL',
                        default=[], help='URL of a .repo file to use in RUN steps (repeatable)')
     build.add_argument('--git-branch', metavar='B',
@@ -269,9 +270,10 @@ def run_build(args):
         extra_tags, dropped = source.split_valid_tags(source.read_additional_tags(srcdir))
         source.check_tag_lengths(identity.version, identity.release, extra_tags)
         check_repository(identity.name)
-        output = os.path.abspath(args.output_dir or os.path.join(
+        # A fresh directory of ours: the default lies under the current directory,
+        # which may be the checkout being built (symlinks committed there are refused).
+        output = safe_files.make_output_dir(args.output_dir or os.path.join(
             'koji-containerbuild-output', identity.nvr))
-        os.makedirs(output, exist_ok=True)
         logs = _Logs(os.path.join(output, 'logs'), args.quiet)
         if args.storage_root:
             storage = buildah.Storage(args.storage_root, None, args.storage_driver)
