@@ -196,7 +196,7 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
     resolved = resolve_parents(parents, registry, arch)
     build_file = safe_files.write_new(os.path.join(workdir, 'Dockerfile.%s' % arch),
                                       pinned_dockerfile(text, parsed.froms, resolved))
-    tls_verify = registry.tls_verify if registry is not None else True
+    tls_verify = registry.buildah_tls_verify if registry is not None else True
     authfile = registry.credentials_file if registry is not None else None
     cert_dir = registry_cert_dir(registry, workdir)
     started = time.time()
@@ -270,7 +270,7 @@ def _describe(image_id, arch, arch_tag, parsed, resolved, registry, repository,
         log_line('Pushing %s to %s' % (image_id, dest))
         manifest_digest = buildah.push_image(
             image_id, dest, workdir, log_line, storage=storage,
-            tls_verify=registry.tls_verify if registry is not None else True,
+            tls_verify=registry.buildah_tls_verify if registry is not None else True,
             authfile=registry.credentials_file if registry is not None else None,
             cert_dir=cert_dir)
         manifest_bytes, config_bytes = _read_pushed(registry, repository, manifest_digest,

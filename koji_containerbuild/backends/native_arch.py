@@ -12,7 +12,7 @@ import re
 import koji
 
 from koji_containerbuild import (dockerfile as dockerfile_mod, native_build,
-                                 registry as registry_mod, safe_files, scmurl, source)
+                                 safe_files, scmurl, source)
 from koji_containerbuild.backends import native_config
 from koji_containerbuild.backends.native_common import short
 from koji_containerbuild.errors import BackendError, OptionError
@@ -108,6 +108,8 @@ class ArchBuild(object):
             raise BackendError('This builder pushes to %s but the build uses %s: the '
                                '[native] registry must be the same on every builder'
                                % (self.native.registry, params['registry']))
+        # this builder's registry settings and credentials work, before any checkout
+        self.native.check_registry()
         workdir = self.handler.workdir
         log_name = '%s.log' % self.arch
         relay = LogRelay(self.session, self.handler.getUploadDir(), workdir,
@@ -185,7 +187,7 @@ class ArchBuild(object):
             repo_files.append(fetch_repo_file(
                 url, os.path.join(repos_dir, 'extra-%d.repo' % index),
                 self.native.yum_repourl_timeout))
-        registry = registry_mod.Registry(self.native.registry, **self.native.registry_kwargs())
+        registry = self.native.registry_client()
         ident = params['identity']
         labels = native_build.koji_labels(ident, self.arch, vcs_url=params['labels'].get('vcs-url'),
                                           vcs_ref=params['labels'].get('vcs-ref'))

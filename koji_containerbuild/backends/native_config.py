@@ -11,7 +11,7 @@ import shutil
 import string
 from urllib.parse import urlsplit
 
-from koji_containerbuild import buildah
+from koji_containerbuild import buildah, registry as registry_mod
 from koji_containerbuild.errors import ConfigError
 
 SECTION = 'native'
@@ -32,7 +32,12 @@ KEYS = (
     ('registry', '', 'text',
      'Registry base URL images are pushed to, e.g. https://registry.example.com (required)'),
     ('registry_tls_verify', 'true', 'bool',
-     'Verify the registry TLS certificate (never turn off in production)'),
+     'Verify the registry TLS certificate of an https:// registry (never turn off in '
+     'production); an http:// registry is spoken to in plain HTTP whatever this says'),
+    ('registry_allow_insecure', 'false', 'bool',
+     'Allow a plain-HTTP (http://) or unverified-TLS registry on a host that is not '
+     'loopback (127.0.0.0/8, ::1, localhost); credentials and images then travel '
+     'unprotected, so only for closed test networks'),
     ('registry_ca_cert', '', 'path', 'CA bundle for the registry certificate (empty: system CAs)'),
     ('registry_credentials', '', 'path',
      'Docker auth JSON file ({"auths": {...}}) for pushing; keep it mode 0600, owner kojid'),
@@ -111,7 +116,18 @@ class NativeConfig(object):
         """Keyword arguments for registry.Registry (credentials stay a file path)."""
         return {'tls_verify': self.registry_tls_verify,
                 'ca_cert': self.registry_ca_cert or None,
-                'credentials_file': self.registry_credentials or None}
+                'credentials_file': self.registry_credentials or None,
+                'allow_insecure': self.registry_allow_insecure,
+                'insecure_option': '[native] registry_allow_insecure = true'}
+
+    def registry_client(self):
+        """A registry.Registry for the configured registry."""
+        return registry_mod.Registry(self.registry, **self.registry_kwargs())
+
+    def check_registry(self):
+        """Preflight before anything is reserved or built: the registry answers with the
+        configured scheme, TLS settings and credentials (BackendError in seconds)."""
+        self.registry_client().check_access()
 
     def __repr__(self):
         # Only paths and names here, but keep the repr short and credential-free anyway.
@@ -220,6 +236,10 @@ def parse(parser):
         else:
             values[key] = text
     values['registry'] = _check_registry(values['registry'])
+    scheme, host = registry_mod.split_url(values['registry'])
+    registry_mod.check_transport(scheme, host, values['registry_tls_verify'],
+                                 values['registry_allow_insecure'],
+                                 '[native] registry_allow_insecure = true')
     namespace = values['registry_namespace'].strip('/')
     if namespace and not REPOSITORY_RE.match(namespace):
         raise ConfigError('[native] registry_namespace: %r is not a valid repository path'

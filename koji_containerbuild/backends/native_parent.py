@@ -474,6 +474,7 @@ def run_binary(handler, plan, config):
     earlier run of this task reserved, so the plan's NVR check passes).
     """
     native = native_config.from_builder_config(config)
+    native.check_registry()     # fails in seconds, before anything is reserved
     if callable(plan):
         refund_earlier(handler.session, handler.id, native.content_generator, handler.logger)
         plan = plan()

@@ -35,7 +35,6 @@ finally:
         gc.enable()
 
 PROG = 'koji-containerbuild'
-LOOPBACK = ('127.', 'localhost', '[::1]')
 TARGET_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
 
 
@@ -65,7 +64,12 @@ def parser():
     build.add_argument('--tls-verify', dest='tls_verify', action='store_true', default=True,
                        help='verify the registry TLS certificate (default)')
     build.add_argument('--no-tls-verify', dest='tls_verify', action='store_false',
-                       help='do not verify the registry certificate (loopback registries only)')
+                       help='do not verify the registry certificate (loopback registries '
+                            'only, unless --allow-insecure-registry)')
+    build.add_argument('--allow-insecure-registry', action='store_true',
+                       help='allow http:// or --no-tls-verify for a registry that is not on '
+                            'loopback (127.0.0.0/8, ::1, localhost); credentials and images '
+                            'then travel unprotected')
     build.add_argument('--authfile', metavar='FILE',
                        help='docker-style auth file with the registry credentials')
     build.add_argument('--release', metavar='R', help='release, overriding the release label')
@@ -154,16 +158,16 @@ def _check_args(args):
 
 
 def _registry(args):
+    """The registry client, after the preflight: the scheme says what is used (http:// is
+    plain HTTP for buildah too), non-loopback hosts need https with verified TLS unless
+    --allow-insecure-registry, and the registry must answer with these settings."""
     if not args.registry:
         return None
     registry = Registry(args.registry, tls_verify=args.tls_verify,
-                        credentials_file=args.authfile)
-    loopback = registry.host.startswith(LOOPBACK)
-    if (registry.scheme == 'http' or not args.tls_verify) and not loopback:
-        raise ConfigError('Refusing plain HTTP or unverified TLS for %s: only loopback '
-                          'registries may skip TLS verification' % registry.host)
-    # buildah talks plain HTTP only with TLS verification off.
-    registry.tls_verify = registry.tls_verify and registry.scheme == 'https'
+                        credentials_file=args.authfile,
+                        allow_insecure=args.allow_insecure_registry,
+                        insecure_option='--allow-insecure-registry')
+    registry.check_access()
     return registry
 
 
