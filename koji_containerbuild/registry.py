@@ -259,8 +259,9 @@ class Registry(object):
             raise BackendError('Registry %s: GET /v2/ gave HTTP %s (not a registry v2 API, '
                                'or %s is the wrong scheme)' % (self.host, status, self.scheme))
 
-    def get_manifest(self, repo, ref, accept=ACCEPT_ALL):
-        """(media_type, bytes, digest) of a manifest, or BackendError if missing/invalid."""
+    def get_manifest(self, repo, ref, accept=ACCEPT_ALL, missing_ok=False):
+        """(media_type, bytes, digest) of a manifest, or BackendError if missing/invalid
+        (None if missing and `missing_ok`)."""
         check_repository(repo)
         check_reference(ref)
         with self._call('GET manifest %s:%s' % (repo, ref)):
@@ -268,6 +269,8 @@ class Registry(object):
                                  'repository:%s:pull' % repo, headers={'Accept': accept})
             with resp:
                 if resp.status_code == 404:
+                    if missing_ok:
+                        return None
                     raise BackendError('Image %s not found in the registry'
                                        % self.pullspec(repo, ref))
                 if resp.status_code != 200:

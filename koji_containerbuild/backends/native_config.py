@@ -43,6 +43,11 @@ KEYS = (
      'Docker auth JSON file ({"auths": {...}}) for pushing; keep it mode 0600, owner kojid'),
     ('registry_namespace', '', 'text',
      'Organization prepended to every repository: name label "a/b" becomes "<ns>/a-b"'),
+    ('repository_binding', 'none', 'choice',
+     'Bind registry repositories to Koji components: none (any name label; tags are still '
+     'guarded by the com.redhat.component label of the image they hold) or component '
+     '(the last part of the name label must be the component, or the component without '
+     'its -container suffix)'),
     ('content_generator', 'koji-containerbuild', 'text',
      'Content generator name used for CGInitBuild/CGImport (grant it to every builder user)'),
     ('channel', 'container-binary', 'text',
@@ -66,7 +71,8 @@ KEYS = (
      'Seconds between subtask state polls (kojid also wakes the task when a subtask ends)'),
     ('yum_repourl_timeout', '60', 'float', 'Seconds to fetch each yum_repourls .repo file'),
 )
-CHOICES = {'network': NETWORKS, 'isolation': ISOLATIONS, 'pull': PULL_POLICIES}
+CHOICES = {'network': NETWORKS, 'isolation': ISOLATIONS, 'pull': PULL_POLICIES,
+           'repository_binding': ('none', 'component')}
 DEFAULTS = dict((k, d) for k, d, _kind, _help in KEYS)
 
 

@@ -24,7 +24,7 @@ import time
 
 import koji
 
-from koji_containerbuild import cg, native_build, registry as registry_mod, source
+from koji_containerbuild import cg, native_build, registry as registry_mod, source, tag_guard
 from koji_containerbuild.backends import native_config
 from koji_containerbuild.backends.native_children import Children
 from koji_containerbuild.backends.native_common import short
@@ -102,6 +102,8 @@ class ParentBuild(object):
         self.warnings = list(getattr(plan, 'warnings', None) or [])
         self.registry = registry_mod.Registry(native.registry, **native.registry_kwargs())
         self.repository = repository_for(self.identity.name, native.registry_namespace)
+        tag_guard.check_binding(self.repository, self.identity.component,
+                                native.repository_binding)
         self.unique = unique_tag(native.unique_tag_format, plan.target['name'], self.task_id)
         self.children = Children(handler, native.poll_interval)
         self.reservation = Reservation(self.session, native.content_generator, self.logger)
@@ -144,6 +146,9 @@ class ParentBuild(object):
         self.tags = cg.tag_plan(self.identity, scratch=self.scratch, isolated=self.isolated,
                                 additional_tags=getattr(self.plan, 'additional_tags', None)
                                 or (), unique=self.unique)
+        # before the first PUT (the per-arch pushes): may this build move these tags?
+        tag_guard.check_tags(self.registry, self.repository, self.tags, self.identity.component,
+                             arch_tags=['%s-%s' % (self.unique, a) for a in self.plan.arches])
         base_image, parent_build = self._koji_parent_build()
         repo_id = self._repo_id()
         self.children.cancel_leftovers()
@@ -350,7 +355,7 @@ class ParentBuild(object):
     def _publish(self, arch_results, stages):
         cg.publish_manifest_list(self.registry, self.repository, arch_results, self.tags,
                                  stages=stages, log_line=self.logger.info,
-                                 scratch=self.scratch)
+                                 scratch=self.scratch, component=self.identity.component)
 
     def _publish_imported(self, arch_results, stages, build_id):
         """Publish tags of an imported build, retrying registry errors with backoff.

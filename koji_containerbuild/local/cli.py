@@ -308,7 +308,8 @@ def run_build(args):
         if registry is not None:
             index = cg.publish_manifest_list(registry, identity.name, results, tags,
                                              log_line=logs.writer('%s.log' % arches[0]),
-                                             scratch=args.scratch)
+                                             scratch=args.scratch,
+                                             component=identity.component)
         logs.close()
         parent = results[0]
         metadata = cg.build_metadata(

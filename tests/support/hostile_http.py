@@ -63,6 +63,8 @@ class HostileServer(object):
 
         self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
         self.httpd.daemon_threads = True
+        # a client that hangs up is what these tests want: no server tracebacks
+        self.httpd.handle_error = lambda request, address: None
         self.port = self.httpd.server_address[1]
         self.url = 'http://127.0.0.1:%d' % self.port
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

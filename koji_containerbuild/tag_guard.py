@@ -1,0 +1,74 @@
+"""Which registry tags a native build may move: one component cannot move another
+component's images.
+
+The native backend derives the repository from the `name` label, which any packager
+writes. Rules (docs/security.md), checked before the first PUT of a build and again
+right before each publish step:
+
+- the NVR tag (`version-release`, the build's primary tag) is never overwritten when it
+  holds another digest: an NVR names one build;
+- a floating tag (`latest`, the version, additional tags) or a unique tag is moved only
+  when the image it points at now carries this build's component in its config's
+  `com.redhat.component` label;
+- with `[native] repository_binding = component` a site binds each repository to one
+  component by name: the repository's last path segment must be the component, or the
+  component without its `-container` suffix.
+
+A violation fails the build before anything is published, naming every tag and owner.
+"""
+
+from koji_containerbuild.errors import BackendError, OptionError
+
+COMPONENT_LABEL = 'com.redhat.component'
+BINDINGS = ('none', 'component')
+STAGES = ('unique', 'primary', 'floating')
+
+
+def check_binding(repository, component, binding):
+    """OptionError unless `repository` may hold images of `component` under `binding`."""
+    if binding in (None, '', 'none'):
+        return
+    last = repository.rsplit('/', 1)[-1]
+    allowed = set([component])
+    if component.endswith('-container'):
+        allowed.add(component[:-len('-container')])
+    if last not in allowed:
+        raise OptionError(
+            'Repository %s is not bound to component %s: with [native] repository_binding '
+            '= component the last part of the name label must be %s'
+            % (repository, component, ' or '.join(repr(a) for a in sorted(allowed))))
+
+
+def check_tags(registry, repository, tags, component, list_digest=None, arch_tags=()):
+    """BackendError naming every tag of `tags` ({'unique', 'primary', 'floating'}) and
+    `arch_tags` this build of `component` may not move; `list_digest` is what the build
+    publishes (a tag already serving it is fine)."""
+    problems = []
+    seen = set()
+    planned = [(stage, tag) for stage in STAGES for tag in tags.get(stage) or []]
+    planned += [('unique', tag) for tag in arch_tags]
+    for stage, tag in planned:
+        if tag in seen:
+            continue
+        seen.add(tag)
+        found = registry.get_manifest(repository, tag, missing_ok=True)
+        if found is None or found[2] == list_digest:
+            continue
+        if stage == 'primary':
+            problems.append('%s (the NVR tag) already holds %s' % (tag, found[2]))
+            continue
+        try:
+            owner = registry.image_labels(repository, tag).get(COMPONENT_LABEL)
+        except BackendError as exc:
+            problems.append('%s holds an image whose owner cannot be read (%s)' % (tag, exc))
+            continue
+        if owner != component:
+            problems.append('%s holds an image of %s' % (
+                tag, 'component %s' % owner if owner else 'no component (no %s label)'
+                % COMPONENT_LABEL))
+    if problems:
+        raise BackendError('Refusing to publish %s of component %s: %s. A build may only '
+                           'move tags of its own component; the NVR tag is never moved '
+                           '(see docs/security.md)'
+                           % ('%s/%s' % (registry.host, repository), component,
+                              '; '.join(problems[:10])))
