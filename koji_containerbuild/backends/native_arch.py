@@ -12,13 +12,13 @@ import re
 import koji
 
 from koji_containerbuild import (dockerfile as dockerfile_mod, native_build,
-                                 safe_files, scmurl, source)
+                                 repofetch, safe_files, scmurl, source)
 from koji_containerbuild.backends import native_config
 from koji_containerbuild.backends.native_common import short
 from koji_containerbuild.errors import BackendError, OptionError
 from koji_containerbuild.logs import LogRelay
 
-MAX_REPO_FILE = 1024 * 1024   # bytes of one yum_repourls .repo file
+MAX_REPO_FILE = repofetch.MAX_REPO_FILE   # bytes of one yum_repourls .repo file
 PARAM_KEYS = ('registry', 'repository', 'unique_tag', 'identity', 'build_tag', 'repo_id',
               'yum_repourls', 'base_image', 'dockerfile', 'labels', 'scratch', 'owner')
 
@@ -41,35 +41,16 @@ def koji_repo_file(path, topurl, build_tag, repo_id, arch):
     """Write the .repo file for the build tag's Koji repo of `arch`; return its path."""
     baseurl = '%s/repos/%s/%s/%s/' % (topurl.rstrip('/'), build_tag, repo_id, arch)
     name = re.sub(r'[^\w.-]', '_', 'koji-%s-%s' % (build_tag, repo_id))
-    with open(path, 'w') as f:
-        f.write('[%s]\nname=Koji repo %s (%s) %s\nbaseurl=%s\nenabled=1\ngpgcheck=0\n'
-                'skip_if_unavailable=False\n' % (name, build_tag, repo_id, arch, baseurl))
-    return path
+    return safe_files.write_new(
+        path, '[%s]\nname=Koji repo %s (%s) %s\nbaseurl=%s\nenabled=1\ngpgcheck=0\n'
+        'skip_if_unavailable=False\n' % (name, build_tag, repo_id, arch, baseurl))
 
 
-def fetch_repo_file(url, path, timeout):
-    """Download one yum_repourls .repo file (bounded size) to `path`."""
-    import requests
-    safe = scmurl.redact(url)
-    try:
-        with requests.get(url, timeout=timeout, stream=True) as resp:
-            if resp.status_code != 200:
-                raise BackendError('Cannot fetch yum repo file %s: HTTP %s'
-                                   % (safe, resp.status_code))
-            data = b''
-            for chunk in resp.iter_content(65536):
-                data += chunk
-                if len(data) > MAX_REPO_FILE:
-                    raise BackendError('Yum repo file %s is larger than %d bytes'
-                                       % (safe, MAX_REPO_FILE))
-    except requests.exceptions.RequestException as exc:
-        raise BackendError('Cannot fetch yum repo file %s: %s'
-                           % (safe, scmurl.redact(short(exc))))
-    if b'[' not in data:
-        raise BackendError('Yum repo file %s has no [section]' % safe)
-    with open(path, 'wb') as f:
-        f.write(data)
-    return path
+def fetch_repo_file(url, path, timeout, allowed=()):
+    """Download one yum_repourls .repo file to `path`: public addresses only (plus the
+    `allowed` networks), checked after resolution and after every redirect, bounded in
+    size and time, and parsed as a yum repo config (repofetch)."""
+    return repofetch.fetch_repo_file(url, path, timeout, allowed)
 
 
 def rewrite_base(text, base_image):
@@ -186,7 +167,7 @@ class ArchBuild(object):
         for index, url in enumerate(params['yum_repourls']):
             repo_files.append(fetch_repo_file(
                 url, os.path.join(repos_dir, 'extra-%d.repo' % index),
-                self.native.yum_repourl_timeout))
+                self.native.yum_repourl_timeout, self.native.yum_repourl_networks))
         registry = self.native.registry_client()
         ident = params['identity']
         labels = native_build.koji_labels(ident, self.arch, vcs_url=params['labels'].get('vcs-url'),

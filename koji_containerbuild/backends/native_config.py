@@ -11,7 +11,7 @@ import shutil
 import string
 from urllib.parse import urlsplit
 
-from koji_containerbuild import buildah, registry as registry_mod
+from koji_containerbuild import buildah, netrules, registry as registry_mod
 from koji_containerbuild.errors import ConfigError
 
 SECTION = 'native'
@@ -69,7 +69,11 @@ KEYS = (
      'Unique tag; fields {target} {random} (5 digits) {timestamp} (UTC) {task_id}'),
     ('poll_interval', '30', 'float',
      'Seconds between subtask state polls (kojid also wakes the task when a subtask ends)'),
-    ('yum_repourl_timeout', '60', 'float', 'Seconds to fetch each yum_repourls .repo file'),
+    ('yum_repourl_timeout', '60', 'float', 'Seconds to fetch each yum_repourls .repo file '
+     '(the whole fetch, redirects included)'),
+    ('yum_repourl_allowed_networks', '', 'text', 'Networks (CIDR, comma separated) from which '
+     'yum_repourls may be fetched although they are loopback, link-local or private, e.g. '
+     'an internal mirror 10.20.0.0/16 (empty: public addresses only)'),
 )
 CHOICES = {'network': NETWORKS, 'isolation': ISOLATIONS, 'pull': PULL_POLICIES,
            'repository_binding': ('none', 'component')}
@@ -261,6 +265,8 @@ def parse(parser):
                           % values['storage_driver'])
     values['unique_tag_format'] = _check_unique_format(values['unique_tag_format'])
     values['runtime'] = _check_runtime(values['runtime'], values['isolation'])
+    values['yum_repourl_networks'] = netrules.allowed_networks(
+        values['yum_repourl_allowed_networks'], '[native] yum_repourl_allowed_networks')
     if values['isolation'] == 'chroot' and values['network'] != 'host':
         # chroot isolation has no network namespace of its own: RUN steps always get the
         # host network, so any other setting would be silently wrong.

@@ -338,12 +338,16 @@ def run_build(args):
 
 
 def _fetch_repo_files(urls, workdir):
-    """Download the --repo-url .repo files into workdir, with the builder's rules
-    (size bound, a [section] required, credentials redacted in errors)."""
+    """Download the --repo-url .repo files into workdir, with the builder's rules (size
+    and time bound, parsed as a yum repo config, credentials redacted in errors). The
+    URLs are the user's own: any address may be used, loopback included."""
     if not urls:
         return []
-    from koji_containerbuild.backends.native import fetch_repo_file
-    return [fetch_repo_file(url, os.path.join(workdir, 'repo-%d.repo' % number), 60)
+    import ipaddress
+    from koji_containerbuild import repofetch
+    anywhere = (ipaddress.ip_network('0.0.0.0/0'), ipaddress.ip_network('::/0'))
+    return [repofetch.fetch_repo_file(url, os.path.join(workdir, 'repo-%d.repo' % number), 60,
+                                      anywhere)
             for number, url in enumerate(urls)]
 
 

@@ -1,0 +1,273 @@
+"""Fetch one `yum_repourls` .repo file for a build, as a hostile URL deserves.
+
+The task process fetches it (outside the build's network namespace) and the file is
+mounted into every RUN step, so a URL must not make the builder hand over what only it
+can reach:
+
+- every address the host name resolves to is checked (netrules.refused_address:
+  loopback, link-local, private, unspecified, multicast, reserved are refused unless
+  the site lists the network), and the connection goes to the address that was checked
+  (no second resolution an attacker's DNS could answer differently);
+- redirects are followed by hand (at most MAX_REDIRECTS), each target checked the same
+  way; credentials in the URL never go to another host;
+- the body is bounded (MAX_REPO_FILE) and the whole fetch, redirects included, has one
+  deadline: a timer shuts the socket down, so a drip-feeding server cannot hold a build;
+- the body must parse as a yum repository config (parse_repo_config), linear in its size.
+"""
+
+import base64
+import http.client
+import re
+import socket
+import ssl
+import threading
+from urllib.parse import unquote, urljoin, urlsplit
+
+from koji_containerbuild import netrules, scmurl
+from koji_containerbuild.errors import BackendError
+
+MAX_REPO_FILE = 1024 * 1024
+MAX_REDIRECTS = 5
+REDIRECTS = (301, 302, 303, 307, 308)
+URL_KEYS = ('baseurl', 'metalink', 'mirrorlist')
+_SECTION_RE = re.compile(r'^[A-Za-z0-9_.:-]{1,200}$')
+_KEY_RE = re.compile(r'^[A-Za-z0-9_.-]{1,100}$')
+
+
+# ------------------------------------------------------------------ parsing
+
+def parse_repo_config(data, what='repo file'):
+    """[(repo id, {key: value})] of a yum/dnf .repo file; BackendError unless every
+    section names a baseurl, metalink or mirrorlist. Lines are split on \\n only (as
+    dnf's parser does) and each is looked at once."""
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError:
+        raise BackendError('%s is not UTF-8 text' % what)
+    sections = []
+    seen = set()
+    current = None
+    last_key = None
+    for number, line in enumerate(text.split('\n'), 1):
+        stripped = line.strip()
+        if not stripped or stripped[0] in '#;':
+            continue
+        if stripped[0] == '[':
+            name = stripped[1:-1].strip() if stripped[-1] == ']' else ''
+            if not _SECTION_RE.match(name):
+                raise BackendError('%s line %d: invalid section header' % (what, number))
+            if name in seen:
+                raise BackendError('%s: section [%s] appears twice' % (what, name))
+            seen.add(name)
+            current = (name, {})
+            sections.append(current)
+            last_key = None
+            continue
+        if current is None:
+            raise BackendError('%s line %d: an option outside a [repository] section'
+                               % (what, number))
+        if line[0] in ' \t' and last_key is not None:
+            current[1][last_key] += ' ' + stripped     # continuation line
+            continue
+        key, sep, value = stripped.partition('=')
+        key = key.strip().lower()
+        if not sep or not _KEY_RE.match(key):
+            raise BackendError('%s line %d: expected key=value' % (what, number))
+        current[1][key] = value.strip()
+        last_key = key
+    if not sections:
+        raise BackendError('%s has no [repository] section' % what)
+    for name, keys in sections:
+        if not any(keys.get(k) for k in URL_KEYS):
+            raise BackendError('%s: section [%s] has no baseurl, metalink or mirrorlist'
+                               % (what, name))
+    return sections
+
+
+# ------------------------------------------------------------------ fetching
+
+class _Watch(object):
+    """One deadline for a whole fetch: shuts down every socket it was given."""
+
+    def __init__(self, seconds):
+        self.expired = False
+        self.sockets = []
+        self.lock = threading.Lock()
+        self.timer = threading.Timer(seconds, self._expire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _expire(self):
+        with self.lock:
+            self.expired = True
+            for sock in self.sockets:
+                _shutdown(sock)
+
+    def add(self, sock):
+        with self.lock:
+            self.sockets.append(sock)
+            if self.expired:
+                _shutdown(sock)
+
+    def cancel(self):
+        self.timer.cancel()
+
+
+def _shutdown(sock):
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    """HTTP to `address` (already checked) while naming `host` in the request."""
+
+    def __init__(self, host, port, address, timeout, watch):
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+        self._watch = watch
+
+    def connect(self):
+        self.sock = _connect(self._address, self.port, self.timeout, self._watch)
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to `address`, with SNI and certificate checks against `host`."""
+
+    def __init__(self, host, port, address, timeout, watch, context):
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._address = address
+        self._watch = watch
+
+    def connect(self):
+        sock = _connect(self._address, self.port, self.timeout, self._watch)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def _connect(address, port, timeout, watch):
+    family = socket.AF_INET6 if ':' in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    watch.add(sock)
+    try:
+        sock.settimeout(timeout)
+        sock.connect((address, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def checked_address(host, port, allowed=()):
+    """The first address `host` resolves to that a build may fetch from; BackendError
+    naming the reason when none may."""
+    literal = netrules.ip_literal(host)
+    if literal is not None:
+        addresses = [str(literal)]
+    else:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise BackendError('Cannot resolve %s: %s' % (host, exc))
+        addresses = []
+        for info in infos:
+            if info[4][0] not in addresses:
+                addresses.append(info[4][0].split('%', 1)[0])
+    reasons = []
+    for address in addresses:
+        reason = netrules.refused_address(address, allowed)
+        if reason is None:
+            return address
+        reasons.append(reason)
+    raise BackendError('Refusing to fetch from %s: %s (a builder fetches yum repo files '
+                       'only from public addresses, or from networks the site lists in '
+                       '[native] yum_repourl_allowed_networks)' % (host, '; '.join(reasons)))
+
+
+def fetch(url, timeout, allowed=(), limit=MAX_REPO_FILE, context=None):
+    """Bytes at `url` (http or https), by the rules of the module docstring."""
+    safe = scmurl.redact(url)
+    watch = _Watch(timeout)
+    first_host = None
+    try:
+        current = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            parts = urlsplit(current)
+            if parts.scheme not in ('http', 'https') or not parts.hostname:
+                raise BackendError('Cannot fetch %s: only http and https URLs can be '
+                                   'fetched' % scmurl.redact(current))
+            try:
+                port = parts.port or (443 if parts.scheme == 'https' else 80)
+            except ValueError:
+                raise BackendError('Cannot fetch %s: invalid port' % scmurl.redact(current))
+            host = parts.hostname
+            first_host = first_host or host
+            address = checked_address(host, port, allowed)
+            if parts.scheme == 'https':
+                conn = _PinnedHTTPS(host, port, address, timeout, watch,
+                                    context or ssl.create_default_context())
+            else:
+                conn = _PinnedHTTP(host, port, address, timeout, watch)
+            headers = {'User-Agent': 'koji-containerbuild', 'Accept-Encoding': 'identity'}
+            if parts.username is not None and host == first_host:
+                token = '%s:%s' % (unquote(parts.username), unquote(parts.password or ''))
+                headers['Authorization'] = 'Basic ' + base64.b64encode(
+                    token.encode('utf-8')).decode('ascii')
+            target = (parts.path or '/') + ('?' + parts.query if parts.query else '')
+            try:
+                conn.request('GET', target, headers=headers)
+                resp = conn.getresponse()
+                if resp.status in REDIRECTS:
+                    location = resp.getheader('Location') or ''
+                    conn.close()
+                    if not location or len(location) > 8192:
+                        raise BackendError('%s redirects without a usable Location' % safe)
+                    current = urljoin(current, location)
+                    continue
+                if resp.status != 200:
+                    raise BackendError('HTTP %s' % resp.status)
+                return _read_bounded(resp, limit, safe, watch)
+            finally:
+                conn.close()
+        raise BackendError('%s redirects more than %d times' % (safe, MAX_REDIRECTS))
+    except BackendError as exc:
+        if watch.expired:
+            raise BackendError('Cannot fetch %s: no complete answer within %g s'
+                               % (safe, timeout))
+        if str(exc).startswith(('HTTP ',)):
+            raise BackendError('Cannot fetch yum repo file %s: %s' % (safe, exc))
+        raise
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        if watch.expired:
+            raise BackendError('Cannot fetch %s: no complete answer within %g s'
+                               % (safe, timeout))
+        raise BackendError('Cannot fetch yum repo file %s: %s'
+                           % (safe, scmurl.redact(str(exc) or type(exc).__name__)[:300]))
+    finally:
+        watch.cancel()
+
+
+def _read_bounded(resp, limit, safe, watch):
+    """The body, at most `limit` bytes; a body cut short by the deadline (the watchdog
+    shuts the socket, which reads as an early end) is an error, not a short file."""
+    chunks = []
+    total = 0
+    while True:
+        chunk = resp.read(65536)
+        if watch.expired:
+            raise BackendError('deadline')
+        if not chunk:
+            return b''.join(chunks)
+        total += len(chunk)
+        if total > limit:
+            raise BackendError('Yum repo file %s is larger than %d bytes' % (safe, limit))
+        chunks.append(chunk)
+
+
+def fetch_repo_file(url, path, timeout, allowed=(), context=None):
+    """Fetch a .repo file, check that it is one, and write it as `path` (in a directory
+    of ours)."""
+    from koji_containerbuild import safe_files
+    data = fetch(url, timeout, allowed, context=context)
+    parse_repo_config(data, 'Yum repo file %s' % scmurl.redact(url))
+    return safe_files.write_new(path, data)

@@ -1,0 +1,135 @@
+"""yum_repourls fetched by the task process (issue 7 item 5): nothing reachable only
+from the builder host, checked after resolution and after every redirect, bounded in
+size and time, parsed as a yum repo config."""
+
+import ipaddress
+import time
+
+import pytest
+
+from koji_containerbuild import repofetch
+from koji_containerbuild.backends import native_arch
+from koji_containerbuild.errors import BackendError
+from tests.support.hostile_http import Answer, HostileServer, endless
+
+REPO = b'[demo]\nname=Demo\nbaseurl=http://mirror.example.com/demo/$basearch/\nenabled=1\n'
+LOOPBACK_OK = (ipaddress.ip_network('127.0.0.1/32'),)
+
+
+@pytest.fixture
+def hostile():
+    with HostileServer() as server:
+        server.set('/demo.repo', Answer(200, {}, REPO))
+        yield server
+
+
+def test_loopback_refused_by_default_and_fetched_when_listed(hostile, tmp_path):
+    url = hostile.url + '/demo.repo'
+    with pytest.raises(BackendError) as info:
+        native_arch.fetch_repo_file(url, str(tmp_path / 'a.repo'), 5)
+    assert '127.0.0.1 is a loopback address' in str(info.value)
+    assert hostile.requests == []           # refused before connecting
+    path = native_arch.fetch_repo_file(url, str(tmp_path / 'a.repo'), 5, LOOPBACK_OK)
+    assert open(path, 'rb').read() == REPO
+
+
+@pytest.mark.parametrize('url, reason', [
+    ('http://localhost:1/x.repo', 'loopback'),              # by name, after resolution
+    ('http://[::1]:1/x.repo', 'loopback'),
+    ('http://169.254.169.254/latest/meta-data', 'link-local'),
+    ('http://10.0.0.1/x.repo', 'private'),
+    ('http://0.0.0.0/x.repo', 'unspecified'),
+    ('http://[::ffff:127.0.0.1]:1/x.repo', 'loopback'),
+    ('http://224.0.0.1/x.repo', 'multicast'),
+])
+def test_internal_targets_refused(url, reason, tmp_path):
+    started = time.monotonic()
+    with pytest.raises(BackendError) as info:
+        repofetch.fetch(url, 5)
+    assert reason in str(info.value)
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize('location', [
+    'http://[::1]:%(port)d/demo.repo',
+    'http://127.0.0.2:%(port)d/demo.repo',
+    'http://169.254.169.254/',
+])
+def test_every_redirect_target_is_checked(hostile, location):
+    """The first host is allowed (listed), the redirect goes to a builder-only address."""
+    hostile.set('/r', Answer(302, {'Location': location % {'port': hostile.port}}, b''))
+    with pytest.raises(BackendError) as info:
+        repofetch.fetch(hostile.url + '/r', 5, LOOPBACK_OK)
+    assert 'Refusing to fetch' in str(info.value)
+    assert [r[1] for r in hostile.requests] == ['/r']
+
+
+def test_redirect_chain_is_bounded(hostile):
+    hostile.set('/loop', Answer(302, {'Location': '/loop'}, b''))
+    with pytest.raises(BackendError) as info:
+        repofetch.fetch(hostile.url + '/loop', 5, LOOPBACK_OK)
+    assert 'redirects more than' in str(info.value)
+
+
+def test_credentials_never_follow_a_redirect_to_another_host(hostile):
+    other = HostileServer()
+    try:
+        other.set('/demo.repo', Answer(200, {}, REPO))
+        hostile.set('/r', Answer(302, {'Location': 'http://127.0.0.1:%d/demo.repo'
+                                       % other.port}, b''))
+        url = 'http://user:s3cret@127.0.0.1:%d/r' % hostile.port
+        assert repofetch.fetch(url, 5, LOOPBACK_OK) == REPO
+        assert 'Authorization' in hostile.requests[0][2]
+        # same IP, but another origin (port): credentials stay with the first request only
+        assert 'Authorization' not in other.requests[0][2]
+    finally:
+        other.stop()
+
+
+def test_huge_body_is_bounded(hostile):
+    hostile.set('/big', Answer(200, {}, endless(seconds=20)))
+    started = time.monotonic()
+    with pytest.raises(BackendError) as info:
+        repofetch.fetch(hostile.url + '/big', 10, LOOPBACK_OK)
+    assert 'larger than' in str(info.value)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize('answer', [Answer(200, {}, endless(drip=0.2)), Answer(drip=0.2)])
+def test_drip_feeding_server_is_cut_by_the_deadline(hostile, answer):
+    hostile.set('/slow', answer)
+    started = time.monotonic()
+    with pytest.raises(BackendError) as info:
+        repofetch.fetch(hostile.url + '/slow', 1.5, LOOPBACK_OK)
+    assert 'within 1.5 s' in str(info.value)
+    assert time.monotonic() - started < 4
+
+
+@pytest.mark.parametrize('body, message', [
+    (b'[not a repo]\n', 'invalid section header'),
+    (b'<html>[x]</html>', 'outside a [repository] section'),
+    (b'no section\n', 'outside a [repository] section'),
+    (b'[demo]\nname=x\n', 'has no baseurl, metalink or mirrorlist'),
+    (b'[a]\nbaseurl=http://x/\n[a]\nbaseurl=http://y/\n', 'appears twice'),
+    (b'[demo]\nbaseurl http://x/\n', 'expected key=value'),
+    (b'\xff[demo]', 'not UTF-8'),
+    (b'', 'no [repository] section'),
+    (b'# only a comment\n', 'no [repository] section'),
+])
+def test_repo_file_must_parse_as_a_yum_config(body, message):
+    with pytest.raises(BackendError) as info:
+        repofetch.parse_repo_config(body, 'x.repo')
+    assert message in str(info.value)
+
+
+def test_repo_file_parsing_is_linear():
+    # configparser's option regex backtracks on such a line (quadratic)
+    line = b'[demo]\nbaseurl=http://x/\na' + b' ' * (repofetch.MAX_REPO_FILE - 40) + b'b\n'
+    started = time.monotonic()
+    with pytest.raises(BackendError):
+        repofetch.parse_repo_config(line)
+    assert time.monotonic() - started < 1
+    sections = repofetch.parse_repo_config(
+        b'[a]\nmetalink=https://m/\n  continued\n[b]\nmirrorlist=http://l/\n')
+    assert sections == [('a', {'metalink': 'https://m/ continued'}),
+                        ('b', {'mirrorlist': 'http://l/'})]
