@@ -22,7 +22,7 @@ import koji_containerbuild
 from koji_containerbuild import (buildah, dockerfile as dockerfile_reader, rpmdb, safe_files,
                                  source)
 from koji_containerbuild.errors import BackendError, SourceError
-from koji_containerbuild.registry import MEDIA_V2S2, check_repository
+from koji_containerbuild.registry import MEDIA_V2S2, check_repository, parse_json
 
 # The settings build_arch understands, with the defaults used when a key is missing.
 # network/isolation: chroot isolation runs RUN steps without a container runtime and
@@ -277,13 +277,17 @@ def _describe(image_id, arch, arch_tag, parsed, resolved, registry, repository,
                                                     dest, image_id, pool)
         components, parent_id = local.result()
         buildroot = buildroot.result()
-    manifest = json.loads(manifest_bytes)
-    if manifest['config']['digest'] != image_id:
+    manifest = parse_json(manifest_bytes, 'pushed manifest', dict)
+    pushed_config = manifest.get('config')
+    if not isinstance(pushed_config, dict) or pushed_config.get('digest') != image_id:
         raise BackendError('Pushed image config %s differs from the built image %s'
-                           % (manifest['config']['digest'], image_id))
-    config = json.loads(config_bytes)
+                           % (str((pushed_config or {}).get('digest') if isinstance(
+                               pushed_config, dict) else pushed_config)[:80], image_id))
+    config = parse_json(config_bytes, 'image config', dict)
     config.pop('container_config', None)
-    diff_ids = list((config.get('rootfs') or {}).get('diff_ids') or [])
+    rootfs = config.get('rootfs')
+    diff_ids = rootfs.get('diff_ids') if isinstance(rootfs, dict) else None
+    diff_ids = [d for d in diff_ids if isinstance(d, str)] if isinstance(diff_ids, list) else []
     sizes = buildah.layer_sizes(set(diff_ids), storage)
     missing = [d for d in diff_ids if d not in sizes]
     if missing:

@@ -318,10 +318,8 @@ class ParentBuild(object):
         repo = spec.split('/', 1)[1].split('@', 1)[0]
         digest = spec.split('@', 1)[1]
         try:
-            manifest = json.loads(self.registry.get_manifest(repo, digest)[1])
-            config = json.loads(self.registry.get_blob(repo, manifest['config']['digest']))
-            labels = (config.get('config') or {}).get('Labels') or {}
-            ident = source.image_identity(labels)
+            # registry answers are checked by one parser (registry.image_labels)
+            ident = source.image_identity(self.registry.image_labels(repo, digest))
         except koji.GenericError as exc:
             self.logger.info('parent image %s: no Koji NVR (%s)', image, exc)
             return None
