@@ -176,8 +176,14 @@ def _failure_reason(tail):
     runtime = next((line for line in reversed(tail)
                     if line.lower().startswith(_RUNTIME_ERROR)), None)
     if runtime and runtime != reason:
-        reason = '%s (OCI runtime: %s)' % (
-            reason, runtime[len(_RUNTIME_ERROR):].strip(' :')[:400])
+        # "error running container: from /usr/bin/crun creating container for [cmd]:
+        # <the runtime's message>": name the runtime and its message first (faults are
+        # shortened), buildah's own line after
+        text = runtime[len(_RUNTIME_ERROR):].strip(' :')
+        head, sep, rest = text.partition(' creating container for [')
+        if sep and head.startswith('from ') and ']: ' in rest:
+            text = '%s: %s' % (head[len('from '):], rest.split(']: ', 1)[1])
+        reason = 'OCI runtime: %s (%s)' % (text[:400], reason)
     return reason
 
 

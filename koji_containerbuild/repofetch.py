@@ -21,6 +21,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 from urllib.parse import unquote, urljoin, urlsplit
 
 from koji_containerbuild import netrules, scmurl
@@ -93,6 +94,7 @@ class _Watch(object):
         self.expired = False
         self.sockets = []
         self.lock = threading.Lock()
+        self.end = time.monotonic() + seconds
         self.timer = threading.Timer(seconds, self._expire)
         self.timer.daemon = True
         self.timer.start()
@@ -108,6 +110,9 @@ class _Watch(object):
             self.sockets.append(sock)
             if self.expired:
                 _shutdown(sock)
+
+    def remaining(self):
+        return max(0.01, self.end - time.monotonic())
 
     def cancel(self):
         self.timer.cancel()
@@ -158,21 +163,38 @@ def _connect(address, port, timeout, watch):
     return sock
 
 
-def checked_address(host, port, allowed=()):
+def _resolve(host, port, seconds):
+    """getaddrinfo within `seconds` (the resolver has no deadline of its own: a slow
+    name server would otherwise hold the fetch past its deadline)."""
+    box = {}
+
+    def run():
+        try:
+            box['infos'] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            box['error'] = exc
+    thread = threading.Thread(target=run, name='resolve', daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise BackendError('Cannot resolve %s within %g s' % (host, seconds))
+    if 'error' in box:
+        raise BackendError('Cannot resolve %s: %s' % (host, box['error']))
+    return box['infos']
+
+
+def checked_address(host, port, allowed=(), seconds=30.0):
     """The first address `host` resolves to that a build may fetch from; BackendError
     naming the reason when none may."""
     literal = netrules.ip_literal(host)
     if literal is not None:
         addresses = [str(literal)]
     else:
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as exc:
-            raise BackendError('Cannot resolve %s: %s' % (host, exc))
         addresses = []
-        for info in infos:
-            if info[4][0] not in addresses:
-                addresses.append(info[4][0].split('%', 1)[0])
+        for info in _resolve(host, port, seconds):
+            address = info[4][0].split('%', 1)[0]
+            if address not in addresses:
+                addresses.append(address)
     reasons = []
     for address in addresses:
         reason = netrules.refused_address(address, allowed)
@@ -202,7 +224,7 @@ def fetch(url, timeout, allowed=(), limit=MAX_REPO_FILE, context=None):
                 raise BackendError('Cannot fetch %s: invalid port' % scmurl.redact(current))
             host = parts.hostname
             first_host = first_host or host
-            address = checked_address(host, port, allowed)
+            address = checked_address(host, port, allowed, watch.remaining())
             if parts.scheme == 'https':
                 conn = _PinnedHTTPS(host, port, address, timeout, watch,
                                     context or ssl.create_default_context())

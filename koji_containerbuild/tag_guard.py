@@ -6,7 +6,9 @@ writes. Rules (docs/security.md), checked before the first PUT of a build and ag
 right before each publish step:
 
 - the NVR tag (`version-release`, the build's primary tag) is never overwritten when it
-  holds another digest: an NVR names one build;
+  holds another digest: an NVR names one build; nor is any tag that is the NVR tag of
+  the image it holds (its `version`-`release` labels), e.g. an older build's NVR tag
+  named as an additional tag;
 - a floating tag (`latest`, the version, additional tags) or a unique tag is moved only
   when the image it points at now carries this build's component in its config's
   `com.redhat.component` label;
@@ -58,9 +60,15 @@ def check_tags(registry, repository, tags, component, list_digest=None, arch_tag
             problems.append('%s (the NVR tag) already holds %s' % (tag, found[2]))
             continue
         try:
-            owner = registry.image_labels(repository, tag).get(COMPONENT_LABEL)
+            labels = registry.image_labels(repository, tag)
         except BackendError as exc:
             problems.append('%s holds an image whose owner cannot be read (%s)' % (tag, exc))
+            continue
+        owner = labels.get(COMPONENT_LABEL)
+        if tag == '%s-%s' % (labels.get('version'), labels.get('release')):
+            # another build's NVR tag, named here as an additional tag
+            problems.append('%s is the NVR tag of %s-%s' % (tag, owner or 'another build',
+                                                            tag))
             continue
         if owner != component:
             problems.append('%s holds an image of %s' % (

@@ -90,6 +90,7 @@ class ArchBuild(object):
                                '[native] registry must be the same on every builder'
                                % (self.native.registry, params['registry']))
         # this builder's registry settings and credentials work, before any checkout
+        self.native.check_runtime()
         self.native.check_registry()
         workdir = self.handler.workdir
         log_name = '%s.log' % self.arch

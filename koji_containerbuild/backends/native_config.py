@@ -12,7 +12,7 @@ import string
 from urllib.parse import urlsplit
 
 from koji_containerbuild import buildah, netrules, registry as registry_mod
-from koji_containerbuild.errors import ConfigError
+from koji_containerbuild.errors import BackendError, ConfigError
 
 SECTION = 'native'
 
@@ -133,6 +133,18 @@ class NativeConfig(object):
     def registry_client(self):
         """A registry.Registry for the configured registry."""
         return registry_mod.Registry(self.registry, **self.registry_kwargs())
+
+    def check_runtime(self):
+        """The configured OCI runtime exists on this builder (BackendError otherwise):
+        found before the checkout, not when the first RUN step starts."""
+        if not self.runtime or self.isolation != 'oci':
+            return
+        found = (os.access(self.runtime, os.X_OK) if os.path.isabs(self.runtime)
+                 else shutil.which(self.runtime))
+        if not found:
+            raise BackendError('[native] runtime %s: no such executable on this builder '
+                               '(install it, e.g. the runc package, or change runtime)'
+                               % self.runtime)
 
     def check_registry(self):
         """Preflight before anything is reserved or built: the registry answers with the

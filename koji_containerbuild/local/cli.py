@@ -26,7 +26,7 @@ gc.disable()
 try:
     import koji
 
-    from koji_containerbuild import buildah, cg, native_build, safe_files, source
+    from koji_containerbuild import buildah, cg, native_build, safe_files, source, tag_guard
     from koji_containerbuild.errors import ConfigError, OptionError, SourceError
     from koji_containerbuild.options import RELEASE_PATTERN, URL_PATTERN
     from koji_containerbuild.registry import Registry, check_repository
@@ -288,6 +288,12 @@ def run_build(args):
                     'pull': 'missing', 'image_dir': os.path.join(output, 'images')}
         repo_files = _fetch_repo_files(args.repo_urls, workdir)
         unique = cg.unique_tag(args.target)
+        tags = cg.tag_plan(identity, scratch=args.scratch, additional_tags=extra_tags,
+                           unique=unique)
+        if registry is not None:
+            # before the first push: may this component move these tags? (tag_guard)
+            tag_guard.check_tags(registry, identity.name, tags, identity.component,
+                                 arch_tags=['%s-%s' % (unique, a) for a in arches])
         results = []
         for arch in arches:
             log = logs.writer('%s.log' % arch)
@@ -302,8 +308,6 @@ def run_build(args):
             # tags are published and the metadata written.
             cleanup = threading.Thread(target=storage.destroy, name='storage-cleanup')
             cleanup.start()
-        tags = cg.tag_plan(identity, scratch=args.scratch, additional_tags=extra_tags,
-                           unique=unique)
         index = None
         if registry is not None:
             index = cg.publish_manifest_list(registry, identity.name, results, tags,

@@ -43,10 +43,20 @@ def test_build_with_production_defaults(world_factory, git_server, registry_url)
     assert '\nisolated\n' in text
 
 
+FAKE_RUNTIME = (
+    '#!/bin/sh\n'
+    '# fails like crun on hosts with hybrid cgroups: one line on stderr, exit 1\n'
+    'echo "fake-runtime: cgroups in hybrid mode not supported" >&2\n'
+    'exit 1\n')
+
+
 @needs_runc
-def test_runtime_failure_names_the_runtime_error(world_factory, git_server):
+def test_runtime_failure_names_the_runtime_error(world_factory, git_server, tmp_path):
+    runtime = tmp_path / 'fake-runtime'
+    runtime.write_text(FAKE_RUNTIME)
+    runtime.chmod(0o755)
     world = world_factory(isolation='oci', network='private',
-                          registry_extra='runtime = /nonexistent/oci-runtime\n')
+                          registry_extra='runtime = %s\n' % runtime)
     src = make_repo(git_server, 'bad-runtime', {
         'Dockerfile': 'FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\n'
                       'RUN ["/bin/busybox", "true"]\n' + LABELS,
@@ -57,4 +67,13 @@ def test_runtime_failure_names_the_runtime_error(world_factory, git_server):
     # buildah's own last line says only "while running runtime: exit status 1"
     assert 'exit status 1' in message
     assert 'OCI runtime:' in message
-    assert '/nonexistent/oci-runtime: no such file or directory' in message
+    assert 'fake-runtime: cgroups in hybrid mode not supported' in message
+
+
+def test_missing_runtime_is_named_before_the_build(world_factory, git_server):
+    world = world_factory(isolation='oci', network='private',
+                          registry_extra='runtime = /nonexistent/oci-runtime\n')
+    src = make_repo(git_server, 'no-runtime', {'Dockerfile': 'FROM scratch\n' + LABELS})[0]
+    with pytest.raises(BackendError) as info:
+        world.run_parent(src)
+    assert 'runtime /nonexistent/oci-runtime: no such executable' in str(info.value)
