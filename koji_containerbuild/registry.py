@@ -593,6 +593,9 @@ def _session():
     environment are not used (the registry is reached directly, as buildah does)."""
     session = requests.Session()
     session.trust_env = False
+    # bodies are limited after decoding; asking for no compression keeps a small
+    # compressed answer from standing for a large one in the first place
+    session.headers['Accept-Encoding'] = 'identity'
     for prefix in ('http://', 'https://'):
         adapter = requests.adapters.HTTPAdapter()
         adapter.poolmanager.pool_classes_by_scheme = {'http': _HTTPPool, 'https': _HTTPSPool}

@@ -24,6 +24,13 @@ def _manifest(body, media=MEDIA_V2S2):
     _server().set('/v2/acme/app/manifests/1', Answer(200, {'Content-Type': media}, body))
 
 
+def _gzip_bomb(size):
+    import zlib
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = b' ' * MIB
+    return b''.join([packer.compress(block) for _ in range(size // MIB)] + [packer.flush()])
+
+
 def _list_4mib():
     entry = {'mediaType': MEDIA_V2S2, 'size': 1, 'digest': 'sha256:' + 'a' * 64,
              'platform': {'architecture': 'riscv64', 'os': 'linux'}}
@@ -49,6 +56,10 @@ SETUPS = {
     'registry: manifest of {"a": at the limit': lambda: _manifest(
         b'{"a":' * (registry_mod.MAX_MANIFEST // 5)),
     'registry: manifest list at the limit': lambda: _manifest(_list_4mib(), MEDIA_LIST),
+    'registry: gzip-compressed manifest': lambda: _server().set(
+        '/v2/acme/app/manifests/1', Answer(200, {'Content-Type': MEDIA_V2S2,
+                                                 'Content-Encoding': 'gzip'},
+                                           _gzip_bomb(256 * MIB))),
     'registry: drip-fed manifest (deadline 0.5 s)': lambda: _manifest(endless(drip=0.05)),
     'registry: token answer without end': lambda: (
         _server().set('/v2/acme/app/manifests/1', Answer(
@@ -104,6 +115,8 @@ CASES = [
      lambda: _client().get_manifest('acme/app', '1')),
     ('registry: manifest list at the limit', '4 MiB, ~27,000 entries',
      lambda: _client().arch_manifest('acme/app', '1', 'amd64')),
+    ('registry: gzip-compressed manifest', '256 MiB in ~250 KiB gzip',
+     lambda: _client().get_manifest('acme/app', '1')),
     ('registry: drip-fed manifest (deadline 0.5 s)', '1 byte / 50 ms',
      lambda: _client(deadline=0.5).get_manifest('acme/app', '1')),
     ('registry: token answer without end', 'endless (limit 64 KiB)',

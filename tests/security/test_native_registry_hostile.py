@@ -72,6 +72,27 @@ def test_huge_manifest_is_refused_without_reading_it_whole(hostile):
     assert grown_kib < 64 * 1024
 
 
+def _gzip_bomb(size):
+    import zlib
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)      # gzip framing
+    block = b' ' * (1024 * 1024)
+    return b''.join([packer.compress(block) for _ in range(size // len(block))] +
+                    [packer.flush()])
+
+
+def test_compressed_manifest_is_limited_after_decoding(hostile):
+    """64 MiB of JSON whitespace in ~64 KiB of gzip: refused at the 4 MiB limit."""
+    body = _gzip_bomb(64 * 1024 * 1024)
+    hostile.set(MANIFEST, Answer(200, {'Content-Type': MEDIA_V2S2,
+                                       'Content-Encoding': 'gzip'}, body))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(BackendError) as info:
+        _client(hostile).get_manifest('acme/app', '1')
+    assert 'too large' in str(info.value)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 32 * 1024
+    assert hostile.requests[-1][2].get('Accept-Encoding') == 'identity'
+
+
 @pytest.mark.parametrize('answer', [
     Answer(200, {'Content-Type': MEDIA_V2S2}, endless(drip=0.2)),   # body drip
     Answer(drip=0.2),                                                # header drip
