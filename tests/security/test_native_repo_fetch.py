@@ -10,6 +10,8 @@ import pytest
 from koji_containerbuild import repofetch
 from koji_containerbuild.backends import native_arch
 from koji_containerbuild.errors import BackendError
+from tests.native_koji.conftest import (  # noqa: F401 (fixtures)
+    dockerfile, git_server, make_repo, registry_url, small_rootfs, world_factory)
 from tests.support.hostile_http import Answer, HostileServer, endless
 
 REPO = b'[demo]\nname=Demo\nbaseurl=http://mirror.example.com/demo/$basearch/\nenabled=1\n'
@@ -133,3 +135,17 @@ def test_repo_file_parsing_is_linear():
         b'[a]\nmetalink=https://m/\n  continued\n[b]\nmirrorlist=http://l/\n')
     assert sections == [('a', {'metalink': 'https://m/ continued'}),
                         ('b', {'mirrorlist': 'http://l/'})]
+
+
+def test_build_with_a_loopback_repo_url_fails_before_building(hostile, world_factory,
+                                                              git_server, small_rootfs):
+    """Through the native flow: the createContainer task refuses the builder's own
+    loopback service (here a server holding a valid .repo file) and builds nothing."""
+    world = world_factory()
+    src = make_repo(git_server, 'loop-repo', {'Dockerfile': dockerfile(),
+                                             'rootfs.tar': small_rootfs})[0]
+    with pytest.raises(BackendError) as info:
+        world.run_parent(src, {'yum_repourls': [hostile.url + '/demo.repo']})
+    assert 'loopback address' in str(info.value)
+    assert hostile.requests == []
+    assert world.child_runs == []
