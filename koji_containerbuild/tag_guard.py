@@ -44,7 +44,9 @@ def check_binding(repository, component, binding):
 def check_tags(registry, repository, tags, component, list_digest=None, arch_tags=()):
     """BackendError naming every tag of `tags` ({'unique', 'primary', 'floating'}) and
     `arch_tags` this build of `component` may not move; `list_digest` is what the build
-    publishes (a tag already serving it is fine)."""
+    publishes (a tag already serving it is fine). Without `list_digest` (the check before
+    building) an NVR tag already holding this component's image of that NVR passes, and
+    the check at publish time decides by digest."""
     problems = []
     seen = set()
     planned = [(stage, tag) for stage in STAGES for tag in tags.get(stage) or []]
@@ -56,7 +58,7 @@ def check_tags(registry, repository, tags, component, list_digest=None, arch_tag
         found = registry.get_manifest(repository, tag, missing_ok=True)
         if found is None or found[2] == list_digest:
             continue
-        if stage == 'primary':
+        if stage == 'primary' and list_digest is not None:
             problems.append('%s (the NVR tag) already holds %s' % (tag, found[2]))
             continue
         try:
@@ -65,6 +67,14 @@ def check_tags(registry, repository, tags, component, list_digest=None, arch_tag
             problems.append('%s holds an image whose owner cannot be read (%s)' % (tag, exc))
             continue
         owner = labels.get(COMPONENT_LABEL)
+        if stage == 'primary':
+            # before the build (no digest yet): only this NVR's own image may hold it
+            # (a re-run of the same build); the publish step then requires the digest
+            if owner != component or tag != '%s-%s' % (labels.get('version'),
+                                                       labels.get('release')):
+                problems.append('%s (the NVR tag) already holds %s, an image of %s'
+                                % (tag, found[2], owner or 'no component'))
+            continue
         if tag == '%s-%s' % (labels.get('version'), labels.get('release')):
             # another build's NVR tag, named here as an additional tag
             problems.append('%s is the NVR tag of %s-%s' % (tag, owner or 'another build',

@@ -36,6 +36,11 @@ def test_another_component_cannot_move_tags(world_factory, git_server, small_roo
     world.run_parent(_src(git_server, 'owner', small_rootfs, 'owner-container'))
     before = _tags(registry, ['1.0-1', '1.0', 'latest'])
     assert all(before.values())
+    # the owner's own NVR tag: fine before a build (a re-run), decided by digest at publish
+    tag_guard.check_tags(registry, REPO, {'primary': ['1.0-1']}, 'owner-container')
+    with pytest.raises(BackendError):
+        tag_guard.check_tags(registry, REPO, {'primary': ['1.0-1']}, 'owner-container',
+                             list_digest='sha256:' + '0' * 64)
 
     # same NVR tag, another component: the NVR tag is never overwritten
     with pytest.raises(BackendError) as info:

@@ -144,3 +144,23 @@ def test_read_in_tree_refuses_links_in_any_component(tmp_path):
     os.symlink('/etc/hostname', str(root / 'out'))
     with pytest.raises(SourceError):
         safe_files.read_in_tree(str(root), 'out', 100, 'D')
+
+
+@needs_buildah
+def test_local_default_output_inside_the_checkout_works_and_is_replaced(tmp_path, capsys,
+                                                                        monkeypatch):
+    """The default output directory below a checkout (nothing committed there): built,
+    then replaced by the next run (an earlier output of ours)."""
+    work = _git_checkout(tmp_path, {'Dockerfile': LOCAL_DOCKERFILE,
+                                    'koji-containerbuild-output/README': 'committed\n'})
+    monkeypatch.chdir(str(work))
+    out = work / 'koji-containerbuild-output' / 'w-container-1-1'
+    for run in range(2):
+        # the first run's output makes the work tree dirty for the second
+        rc = cli.main(['build', '-q', '--storage-driver', 'vfs'] +
+                      (['--allow-dirty'] if run else []) + ['.'])
+        _out, err = capsys.readouterr()
+        assert rc == 0, err
+        assert (out / 'metadata.json').is_file() and (out / 'summary.json').is_file()
+        assert (out / safe_files.OUTPUT_MARKER).is_file()
+    assert (work / 'koji-containerbuild-output' / 'README').read_text() == 'committed\n'
