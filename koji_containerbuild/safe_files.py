@@ -58,7 +58,7 @@ def make_output_dir(path, anchor=None):
     """Create the output directory `path` fresh and return its absolute path.
 
     anchor: a directory the user chose (default: the current directory when `path` is
-    below it, else `path`'s parent as given). Every component between the anchor and
+    below it, else the nearest existing ancestor of `path`). Every component between the anchor and
     `path` is created by us or opened without following symlinks, so a symlink
     committed under the anchor (e.g. a checkout's `koji-containerbuild-output/...`)
     is refused. An existing `path` is replaced only when it is an empty directory or
@@ -68,7 +68,14 @@ def make_output_dir(path, anchor=None):
     path = os.path.abspath(path)
     if anchor is None:
         cwd = os.getcwd()
-        anchor = cwd if path.startswith(cwd.rstrip(os.sep) + os.sep) else os.path.dirname(path)
+        if path.startswith(cwd.rstrip(os.sep) + os.sep):
+            anchor = cwd
+        else:
+            # a path the user named outside the current directory: from its nearest
+            # existing ancestor on, every component is created by us
+            anchor = os.path.dirname(path)
+            while not os.path.lexists(anchor) and os.path.dirname(anchor) != anchor:
+                anchor = os.path.dirname(anchor)
     anchor = os.path.abspath(anchor)
     rel = os.path.relpath(path, anchor)
     parts = [p for p in rel.split(os.sep) if p not in ('', '.')]

@@ -122,6 +122,10 @@ def test_output_dir_is_fresh_and_replaces_only_our_own(tmp_path, monkeypatch):
     with pytest.raises(ConfigError):
         safe_files.make_output_dir('mine')
     assert (tmp_path / 'mine/notes.txt').read_text() == 'keep'
+    # outside the current directory: missing parents are created
+    monkeypatch.chdir('/')
+    far = tmp_path / 'x' / 'y' / 'out'
+    assert safe_files.make_output_dir(str(far)) == str(far)
 
 
 def test_write_new_replaces_a_link_instead_of_following_it(tmp_path):
