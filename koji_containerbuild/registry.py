@@ -212,7 +212,8 @@ class Registry(object):
         if self._auth:
             self._check_realm(realm)
         query = {'service': params.get('service', '')}
-        query['scope'] = params.get('scope') or scope
+        if params.get('scope') or scope:
+            query['scope'] = params.get('scope') or scope    # none for the /v2/ preflight
         try:
             resp = self._session.get(realm, params=query, auth=self._auth,
                                      timeout=self.timeout, stream=True)

@@ -89,8 +89,16 @@ def main():
     sys.path[:0] = [HERE, ROOT]
     rows = []
     for module_name in _modules():
-        module = importlib.import_module(module_name)
-        for name, size, _func in module.CASES:
+        try:
+            module = importlib.import_module(module_name)
+            cases = list(module.CASES)
+        except Exception as exc:     # noqa: B902 - one broken module does not hide the rest
+            rows.append((module_name, '-', {'seconds': float('nan'), 'peak_mib': float('nan'),
+                                            'outcome': 'IMPORT ERROR %s: %s'
+                                            % (type(exc).__name__, exc)}, False))
+            print('%-44s IMPORT ERROR %s: %s' % (module_name, type(exc).__name__, exc))
+            continue
+        for name, size, _func in cases:
             if args.only and args.only not in name:
                 continue
             cmd = [sys.executable, os.path.abspath(__file__), '--child', module_name, name]
