@@ -327,6 +327,27 @@ class Registry(object):
                                % (self.host, digest))
         return data
 
+    def first_tags(self, repo, count=1):
+        """Up to `count` tags of `repo` (the registry's order, lexical for
+        docker-distribution); [] for a repository that does not exist."""
+        check_repository(repo)
+        with self._call('GET tags of %s' % repo):
+            resp = self._request('GET', '/v2/%s/tags/list?n=%d' % (repo, int(count)),
+                                 'repository:%s:pull' % repo)
+            with resp:
+                if resp.status_code == 404:
+                    return []
+                if resp.status_code != 200:
+                    raise BackendError('Registry %s: GET tags of %s gave HTTP %s'
+                                       % (self.host, repo, resp.status_code))
+                data = _read_limited(resp, MAX_SMALL, 'tag list')
+        tags = parse_json(data, 'tag list of %s' % repo, dict).get('tags')
+        if tags is None:
+            return []
+        if not isinstance(tags, list):
+            raise BackendError('Registry sent an invalid tag list for %s' % repo)
+        return [t for t in tags if isinstance(t, str) and _TAG_RE.match(t)][:count]
+
     def tag_digest(self, repo, tag):
         """Digest the registry serves for `tag` now (to verify a publish)."""
         return self.get_manifest(repo, tag)[2]

@@ -16,6 +16,11 @@ right before each publish step:
   component by name: the repository's last path segment must be the component, or the
   component without its `-container` suffix.
 
+- a repository that already holds images of another component (the component of its
+  `latest` image, else of its first listed tag) takes no images of this one: first
+  come, first served, so nobody can squat a tag (say, the next version) that the
+  repository's owner will need.
+
 A violation fails the build before anything is published, naming every tag and owner.
 """
 
@@ -41,6 +46,26 @@ def check_binding(repository, component, binding):
             % (repository, component, ' or '.join(repr(a) for a in sorted(allowed))))
 
 
+def repository_owner_problem(registry, repository, component):
+    """Why `repository` takes no images of `component` (None if it may): it already
+    holds images of another component, the component of its `latest` image, else of its
+    first listed tag. First come, first served: a component cannot squat tags (say the
+    next version) in a repository another component uses."""
+    found = registry.get_manifest(repository, 'latest', missing_ok=True)
+    tag = 'latest' if found is not None else next(iter(registry.first_tags(repository)),
+                                                  None)
+    if tag is None:
+        return None
+    try:
+        owner = registry.image_labels(repository, tag).get(COMPONENT_LABEL)
+    except BackendError as exc:
+        return 'the owner of its tag %s cannot be read (%s)' % (tag, exc)
+    if owner != component:
+        return 'the repository holds images of %s (tag %s)' % (
+            'component %s' % owner if owner else 'no component', tag)
+    return None
+
+
 def check_tags(registry, repository, tags, component, list_digest=None, arch_tags=()):
     """BackendError naming every tag of `tags` ({'unique', 'primary', 'floating'}) and
     `arch_tags` this build of `component` may not move; `list_digest` is what the build
@@ -48,6 +73,9 @@ def check_tags(registry, repository, tags, component, list_digest=None, arch_tag
     building) an NVR tag already holding this component's image of that NVR passes, and
     the check at publish time decides by digest."""
     problems = []
+    owner_problem = repository_owner_problem(registry, repository, component)
+    if owner_problem:
+        problems.append(owner_problem)
     seen = set()
     planned = [(stage, tag) for stage in STAGES for tag in tags.get(stage) or []]
     planned += [('unique', tag) for tag in arch_tags]

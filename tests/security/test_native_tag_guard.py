@@ -91,6 +91,21 @@ def test_publish_checks_every_tag_before_the_first_put(world_factory, git_server
     # checked before the first PUT: the unique and NVR tags were not created either
     assert registry.get_manifest('acme/late', 'u-123', missing_ok=True) is None
     assert registry.get_manifest('acme/late', '3.0-9', missing_ok=True) is None
+    # tags that do not exist yet cannot be squatted in a repository of another component
+    squat = {'unique': ['u-200'], 'primary': ['9.9-1'], 'floating': ['9.9']}
+    with pytest.raises(BackendError) as info:
+        cg.publish_manifest_list(registry, 'acme/late', [result], squat,
+                                 component='other-container')
+    assert 'holds images of component late-container (tag latest)' in str(info.value)
+    assert registry.get_manifest('acme/late', '9.9', missing_ok=True) is None
+    # a repository without "latest" (scratch builds only): its first tag names the owner
+    world.run_parent(_src(git_server, 'scratchonly', small_rootfs, 'late-container',
+                          repo='acme/scratchonly'), {'scratch': True})
+    assert registry.get_manifest('acme/scratchonly', 'latest', missing_ok=True) is None
+    with pytest.raises(BackendError) as info:
+        cg.publish_manifest_list(registry, 'acme/scratchonly', [world.child_runs[-1][1]],
+                                 squat, component='other-container')
+    assert 'holds images of component late-container (tag f40' in str(info.value)
     # the same list by the owner goes through
     cg.publish_manifest_list(registry, 'acme/late', [result], dict(tags, unique=['u-124']),
                              component='late-container')
