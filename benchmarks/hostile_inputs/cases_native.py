@@ -69,6 +69,8 @@ SETUPS = {
     'registry: PUT error body without end': lambda: _server().set(
         '/v2/acme/app/manifests/latest', Answer(400, {}, endless(seconds=30))),
     'tag guard: image config at the limit': lambda: _config_case(),
+    'tag guard: tag list without end': lambda: _server().set(
+        '/v2/acme/app/tags/list', Answer(200, {}, endless(seconds=30))),
     'repo fetch: body without end': lambda: _server().set('/x.repo', Answer(
         200, {}, endless(seconds=30))),
     'repo fetch: drip-fed (deadline 0.5 s)': lambda: _server().set('/x.repo', Answer(
@@ -125,6 +127,8 @@ CASES = [
      lambda: _client().put_manifest('acme/app', 'latest', MEDIA_LIST, b'{}')),
     ('tag guard: image config at the limit', '4 MiB, 68,900 labels',
      lambda: _client().image_labels('acme/app', '1')),
+    ('tag guard: tag list without end', 'endless (limit 64 KiB)',
+     lambda: _client().first_tags('acme/app')),
     ('repo fetch: body without end', 'endless (limit 1 MiB)',
      lambda: repofetch.fetch(_server().url + '/x.repo', 10, LOOPBACK)),
     ('repo fetch: drip-fed (deadline 0.5 s)', '1 byte / 50 ms',
