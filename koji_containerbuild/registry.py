@@ -610,16 +610,30 @@ class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
+_POOLS = {'http': _HTTPPool, 'https': _HTTPSPool}
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """An adapter whose pools (direct or through an HTTP(S) proxy from the environment)
+    use the watched connection classes."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if hasattr(manager, 'pool_classes_by_scheme'):
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
 def _session():
-    """A requests session whose connections obey the per-call deadline; proxies from the
-    environment are not used (the registry is reached directly, as buildah does)."""
+    """A requests session whose connections obey the per-call deadline."""
     session = requests.Session()
-    session.trust_env = False
     # bodies are limited after decoding; asking for no compression keeps a small
     # compressed answer from standing for a large one in the first place
     session.headers['Accept-Encoding'] = 'identity'
     for prefix in ('http://', 'https://'):
-        adapter = requests.adapters.HTTPAdapter()
-        adapter.poolmanager.pool_classes_by_scheme = {'http': _HTTPPool, 'https': _HTTPSPool}
-        session.mount(prefix, adapter)
+        session.mount(prefix, _Adapter())
     return session
