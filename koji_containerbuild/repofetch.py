@@ -9,7 +9,9 @@ can reach:
   the site lists the network), and the connection goes to the address that was checked
   (no second resolution an attacker's DNS could answer differently);
 - redirects are followed by hand (at most MAX_REDIRECTS), each target checked the same
-  way; credentials in the URL never go to another host;
+  way; credentials in the URL go only to the URL's own origin (scheme, host, port);
+- an http proxy from the environment (http_proxy/https_proxy/no_proxy) is used as
+  requests would; the target is still checked wherever this host can resolve it;
 - the body is bounded (MAX_REPO_FILE) and the whole fetch, redirects included, has one
   deadline: a timer shuts the socket down, so a drip-feeding server cannot hold a build;
 - the body must parse as a yum repository config (parse_repo_config), linear in its size.
@@ -22,6 +24,7 @@ import socket
 import ssl
 import threading
 import time
+import urllib.request
 from urllib.parse import unquote, urljoin, urlsplit
 
 from koji_containerbuild import netrules, scmurl
@@ -146,8 +149,11 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         self._watch = watch
 
     def connect(self):
-        sock = _connect(self._address, self.port, self.timeout, self._watch)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = _connect(self._address, self.port, self.timeout, self._watch)
+        if self._tunnel_host:
+            self._tunnel()          # CONNECT through the proxy, then TLS to the target
+        self.sock = self._context.wrap_socket(
+            self.sock, server_hostname=self._tunnel_host or self.host)
 
 
 def _connect(address, port, timeout, watch):
@@ -163,7 +169,7 @@ def _connect(address, port, timeout, watch):
     return sock
 
 
-def _resolve(host, port, seconds):
+def _resolve(host, port, seconds, missing_ok=False):
     """getaddrinfo within `seconds` (the resolver has no deadline of its own: a slow
     name server would otherwise hold the fetch past its deadline)."""
     box = {}
@@ -179,19 +185,25 @@ def _resolve(host, port, seconds):
     if thread.is_alive():
         raise BackendError('Cannot resolve %s within %g s' % (host, seconds))
     if 'error' in box:
+        if missing_ok:
+            return None
         raise BackendError('Cannot resolve %s: %s' % (host, box['error']))
     return box['infos']
 
 
-def checked_address(host, port, allowed=(), seconds=30.0):
+def checked_address(host, port, allowed=(), seconds=30.0, proxied=False):
     """The first address `host` resolves to that a build may fetch from; BackendError
-    naming the reason when none may."""
+    naming the reason when none may. `proxied`: the fetch goes through a proxy, so a
+    name this host cannot resolve is left to the proxy (None is returned)."""
     literal = netrules.ip_literal(host)
     if literal is not None:
         addresses = [str(literal)]
     else:
         addresses = []
-        for info in _resolve(host, port, seconds):
+        infos = _resolve(host, port, seconds, missing_ok=proxied)
+        if infos is None:
+            return None
+        for info in infos:
             address = info[4][0].split('%', 1)[0]
             if address not in addresses:
                 addresses.append(address)
@@ -210,7 +222,7 @@ def fetch(url, timeout, allowed=(), limit=MAX_REPO_FILE, context=None):
     """Bytes at `url` (http or https), by the rules of the module docstring."""
     safe = scmurl.redact(url)
     watch = _Watch(timeout)
-    first_host = None
+    first_origin = None
     try:
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
@@ -223,19 +235,26 @@ def fetch(url, timeout, allowed=(), limit=MAX_REPO_FILE, context=None):
             except ValueError:
                 raise BackendError('Cannot fetch %s: invalid port' % scmurl.redact(current))
             host = parts.hostname
-            first_host = first_host or host
-            address = checked_address(host, port, allowed, watch.remaining())
-            if parts.scheme == 'https':
+            origin = (parts.scheme, host, port)
+            first_origin = first_origin or origin
+            proxy = _proxy_for(parts.scheme, host)
+            address = checked_address(host, port, allowed, watch.remaining(),
+                                      proxied=proxy is not None)
+            headers = {'User-Agent': 'koji-containerbuild', 'Accept-Encoding': 'identity'}
+            target = (parts.path or '/') + ('?' + parts.query if parts.query else '')
+            if proxy is not None:
+                conn, target = _via_proxy(proxy, parts, host, port, target, timeout, watch,
+                                          context, headers)
+            elif parts.scheme == 'https':
                 conn = _PinnedHTTPS(host, port, address, timeout, watch,
                                     context or ssl.create_default_context())
             else:
                 conn = _PinnedHTTP(host, port, address, timeout, watch)
-            headers = {'User-Agent': 'koji-containerbuild', 'Accept-Encoding': 'identity'}
-            if parts.username is not None and host == first_host:
+            # URL credentials only to the URL's own origin (no other host, port or scheme)
+            if parts.username is not None and origin == first_origin:
                 token = '%s:%s' % (unquote(parts.username), unquote(parts.password or ''))
                 headers['Authorization'] = 'Basic ' + base64.b64encode(
                     token.encode('utf-8')).decode('ascii')
-            target = (parts.path or '/') + ('?' + parts.query if parts.query else '')
             try:
                 conn.request('GET', target, headers=headers)
                 resp = conn.getresponse()
@@ -267,6 +286,42 @@ def fetch(url, timeout, allowed=(), limit=MAX_REPO_FILE, context=None):
                            % (safe, scmurl.redact(str(exc) or type(exc).__name__)[:300]))
     finally:
         watch.cancel()
+
+
+def _proxy_for(scheme, host):
+    """(host, port, Proxy-Authorization or None) of the http proxy the environment
+    names for `scheme` and `host` (http_proxy, https_proxy, no_proxy), or None."""
+    proxy = urllib.request.getproxies().get(scheme)
+    if not proxy or urllib.request.proxy_bypass(host):
+        return None
+    parts = urlsplit(proxy if '://' in proxy else 'http://' + proxy)
+    if parts.scheme != 'http' or not parts.hostname:
+        raise BackendError('Cannot use the %s proxy %s: only http:// proxies are supported'
+                           % (scheme, scmurl.redact(proxy)))
+    auth = None
+    if parts.username is not None:
+        auth = 'Basic ' + base64.b64encode(('%s:%s' % (
+            unquote(parts.username), unquote(parts.password or ''))).encode()).decode()
+    return parts.hostname, parts.port or 80, auth
+
+
+def _via_proxy(proxy, parts, host, port, target, timeout, watch, context, headers):
+    """(connection, request target) for a fetch through `proxy`. The proxy itself is
+    the site's: its address is not checked; for names this host cannot resolve, the
+    proxy's own policy decides what it reaches (docs/security.md)."""
+    proxy_host, proxy_port, auth = proxy
+    proxy_address = socket.getaddrinfo(proxy_host, proxy_port,
+                                       type=socket.SOCK_STREAM)[0][4][0]
+    if parts.scheme == 'https':
+        conn = _PinnedHTTPS(proxy_host, proxy_port, proxy_address, timeout, watch,
+                            context or ssl.create_default_context())
+        conn.set_tunnel(host, port, headers={'Proxy-Authorization': auth} if auth else None)
+        return conn, target
+    conn = _PinnedHTTP(proxy_host, proxy_port, proxy_address, timeout, watch)
+    if auth:
+        headers['Proxy-Authorization'] = auth
+    netloc = host if ':' not in host else '[%s]' % host
+    return conn, 'http://%s:%d%s' % (netloc, port, target)
 
 
 def _read_bounded(resp, limit, safe, watch):

@@ -88,6 +88,42 @@ def test_credentials_never_follow_a_redirect_to_another_host(hostile):
         other.stop()
 
 
+def test_credentials_stay_with_their_origin_across_redirects(hostile):
+    hostile.set('/r', Answer(302, {'Location': 'http://127.0.0.1:%d/demo.repo'
+                                   % hostile.port}, b''))
+    url = 'http://user:s3cret@127.0.0.1:%d/r' % hostile.port
+    assert repofetch.fetch(url, 5, LOOPBACK_OK) == REPO
+    # the Location carries no credentials: the same origin gets none either way, and a
+    # relative redirect keeps them (same origin)
+    hostile.set('/r2', Answer(302, {'Location': '/demo.repo'}, b''))
+    hostile.requests[:] = []
+    repofetch.fetch('http://user:s3cret@127.0.0.1:%d/r2' % hostile.port, 5, LOOPBACK_OK)
+    assert all('Authorization' in r[2] for r in hostile.requests)
+
+
+@pytest.fixture
+def proxy_env(hostile, monkeypatch):
+    for name in ('no_proxy', 'NO_PROXY', 'https_proxy', 'HTTPS_PROXY'):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv('http_proxy', hostile.url)
+    return hostile
+
+
+def test_through_a_proxy_names_only_the_proxy_can_resolve_are_left_to_it(proxy_env):
+    proxy_env.set('http://repos.invalid:80/demo.repo', Answer(200, {}, REPO))
+    assert repofetch.fetch('http://repos.invalid/demo.repo', 5) == REPO
+    assert proxy_env.requests[-1][1] == 'http://repos.invalid:80/demo.repo'
+
+
+@pytest.mark.parametrize('url', ['http://localhost:1/x.repo', 'http://127.0.0.1:1/x.repo',
+                                 'http://169.254.169.254/x'])
+def test_through_a_proxy_internal_targets_are_still_refused(proxy_env, url):
+    with pytest.raises(BackendError) as info:
+        repofetch.fetch(url, 5)
+    assert 'Refusing to fetch' in str(info.value)
+    assert proxy_env.requests == []
+
+
 def test_huge_body_is_bounded(hostile):
     hostile.set('/big', Answer(200, {}, endless(seconds=20)))
     started = time.monotonic()
