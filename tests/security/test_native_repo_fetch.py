@@ -185,3 +185,25 @@ def test_build_with_a_loopback_repo_url_fails_before_building(hostile, world_fac
     assert 'loopback address' in str(info.value)
     assert hostile.requests == []
     assert world.child_runs == []
+
+
+def test_allowed_networks_config():
+    import configparser
+    from koji_containerbuild.backends import native_config
+    from koji_containerbuild.errors import ConfigError
+
+    def parse(text):
+        parser = configparser.RawConfigParser()
+        parser.read_string('[native]\nregistry = https://r.example.com\n' + text)
+        return native_config.parse(parser)
+    nets = parse('yum_repourl_allowed_networks = 10.20.0.0/16, fd00::/8 127.0.0.1\n'
+                 ).yum_repourl_networks
+    assert [str(n) for n in nets] == ['10.20.0.0/16', 'fd00::/8', '127.0.0.1/32']
+    assert parse('').yum_repourl_networks == ()
+    with pytest.raises(ConfigError) as info:
+        parse('yum_repourl_allowed_networks = intranet\n')
+    assert 'yum_repourl_allowed_networks' in str(info.value)
+    # a listed network is fetched from, others stay refused
+    assert repofetch.checked_address('10.20.3.4', 80, nets) == '10.20.3.4'
+    with pytest.raises(BackendError):
+        repofetch.checked_address('10.21.3.4', 80, nets)
