@@ -5,8 +5,8 @@ comes from a docker-style auth file ({"auths": {"host[:port]": {"auth": b64(user
 HTTP basic, or a bearer token fetched from the realm a 401 names. Credentials are kept
 in this object only; messages and errors never include them.
 
-Everything a registry answers is hostile input: every call has a total deadline (a
-server that drip-feeds bytes cannot hold a build), bodies are read in bounded chunks
+Everything a registry answers is hostile input: every call has a total deadline
+(http_deadline: a server that drip-feeds bytes cannot hold a build), bodies are read in bounded chunks
 (never whole before the size check), and every JSON answer is parsed by one function
 that turns bad shapes (deep nesting, a list where an object is expected) into a clear
 BackendError. The transport rule (plain HTTP or unverified TLS only for loopback
@@ -17,17 +17,12 @@ import base64
 import hashlib
 import json
 import re
-import socket
-import threading
-import time
 from urllib.parse import urlsplit
 
 import requests
-import urllib3.connection
-import urllib3.connectionpool
 import urllib3.exceptions
 
-from koji_containerbuild import netrules
+from koji_containerbuild import http_deadline, netrules
 from koji_containerbuild.errors import BackendError, ConfigError
 
 MEDIA_V2S2 = 'application/vnd.docker.distribution.manifest.v2+json'
@@ -144,7 +139,7 @@ class Registry(object):
         self.deadline = deadline
         self._auth = load_auth(credentials_file, self.host)
         self._tokens = {}
-        self._session = _session()
+        self._session = http_deadline.session()
         self._session.verify = (ca_cert or True) if self.tls_verify else False
 
     def __repr__(self):
@@ -162,7 +157,7 @@ class Registry(object):
     # ---------------------------------------------------------------- auth + HTTP
     def _call(self, what, deadline=None):
         """Context for one whole call: a total deadline over its requests and reads."""
-        return _Deadline(self, what, deadline or self.deadline)
+        return http_deadline.Deadline(self.host, what, deadline or self.deadline)
 
     def _request(self, method, path, scope, headers=None, data=None, stream=True):
         url = self.url + path
@@ -192,11 +187,11 @@ class Registry(object):
                     resp = self._session.request(method, url, headers=headers, data=data,
                                                  timeout=self.timeout, stream=stream)
         except requests.exceptions.SSLError as exc:
-            _Deadline.raise_if_expired()
+            http_deadline.raise_if_expired()
             raise BackendError('Registry %s: TLS error (%s)%s'
                                % (self.host, _short(exc), _tls_hint(exc)))
         except (requests.exceptions.RequestException, OSError) as exc:
-            _Deadline.raise_if_expired()
+            http_deadline.raise_if_expired()
             raise BackendError('Registry %s unreachable: %s' % (self.host, _short(exc)))
         if resp.status_code == 401:
             resp.close()
@@ -224,7 +219,7 @@ class Registry(object):
                     body = parse_json(_read_limited(resp, MAX_SMALL, 'token answer'),
                                       'token answer from %s' % self.host, dict)
         except (requests.exceptions.RequestException, OSError) as exc:
-            _Deadline.raise_if_expired()
+            http_deadline.raise_if_expired()
             raise BackendError('Registry %s: token request failed (%s)'
                                % (self.host, _short(exc)))
         token = body.get('token') or body.get('access_token')
@@ -430,10 +425,10 @@ def _read_limited(resp, limit, what):
                 raise BackendError('Registry response too large for a %s (over %d bytes)'
                                    % (what, limit))
             chunks.append(chunk)
-            _Deadline.raise_if_expired()
+            http_deadline.raise_if_expired()
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
             OSError) as exc:
-        _Deadline.raise_if_expired()
+        http_deadline.raise_if_expired()
         raise BackendError('Registry connection broke while reading a %s: %s'
                            % (what, _short(exc)))
     return b''.join(chunks)
@@ -500,140 +495,3 @@ def _short(exc):
     # requests errors may quote URLs; the registry URL carries no credentials, but be safe.
     from koji_containerbuild.buildah import scrub
     return scrub(str(exc))[:300]
-
-
-# ------------------------------------------------------------------ total deadline
-#
-# requests/urllib3 timeouts bound each socket operation only: a server that sends one
-# byte every few seconds never trips them. Each Registry call runs under a _Deadline;
-# the connections it uses register their sockets with it (through the connection
-# classes below), and a timer shuts those sockets down when the deadline passes, which
-# ends any blocked read or write at once.
-
-_local = threading.local()
-
-
-class _Deadline(object):
-    def __init__(self, registry, what, seconds):
-        self.registry = registry
-        self.what = what
-        self.seconds = seconds
-        self.end = None
-        self.expired = False
-        self.sockets = []
-        self.lock = threading.Lock()
-        self.timer = None
-        self.outer = None
-
-    def __enter__(self):
-        self.outer = getattr(_local, 'deadline', None)
-        if self.outer is not None:
-            return self            # a nested call runs under the outer deadline
-        _local.deadline = self
-        self.end = time.monotonic() + self.seconds
-        self.timer = threading.Timer(self.seconds, self._expire)
-        self.timer.daemon = True
-        self.timer.start()
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if self.outer is not None:
-            return False
-        self.timer.cancel()
-        _local.deadline = None
-        if self.expired and exc_type is not None and not (
-                issubclass(exc_type, BackendError) and 'deadline' in str(exc)):
-            raise BackendError(self.message()) from None
-        return False
-
-    def message(self):
-        return ('Registry %s: %s gave no complete answer within %g s (deadline)'
-                % (self.registry.host, self.what, self.seconds))
-
-    def _expire(self):
-        with self.lock:
-            self.expired = True
-            for sock in self.sockets:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def watch(self, sock):
-        with self.lock:
-            self.sockets.append(sock)
-            expired = self.expired
-        if expired:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    @staticmethod
-    def raise_if_expired():
-        current = getattr(_local, 'deadline', None)
-        if current is not None and (current.expired or time.monotonic() > current.end):
-            current.expired = True
-            raise BackendError(current.message())
-
-    @staticmethod
-    def watch_current(sock):
-        current = getattr(_local, 'deadline', None)
-        if current is not None and sock is not None:
-            current.watch(sock)
-
-
-class _WatchedMixin(object):
-    def _new_conn(self):
-        sock = super()._new_conn()
-        _Deadline.watch_current(sock)     # before a TLS handshake can stall
-        return sock
-
-    def request(self, *args, **kwargs):
-        _Deadline.watch_current(getattr(self, 'sock', None))   # a reused connection
-        return super().request(*args, **kwargs)
-
-
-class _HTTPConnection(_WatchedMixin, urllib3.connection.HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_WatchedMixin, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
-_POOLS = {'http': _HTTPPool, 'https': _HTTPSPool}
-
-
-class _Adapter(requests.adapters.HTTPAdapter):
-    """An adapter whose pools (direct or through an HTTP(S) proxy from the environment)
-    use the watched connection classes."""
-
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _POOLS
-
-    def proxy_manager_for(self, proxy, **proxy_kwargs):
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if hasattr(manager, 'pool_classes_by_scheme'):
-            manager.pool_classes_by_scheme = _POOLS
-        return manager
-
-
-def _session():
-    """A requests session whose connections obey the per-call deadline."""
-    session = requests.Session()
-    # bodies are limited after decoding; asking for no compression keeps a small
-    # compressed answer from standing for a large one in the first place
-    session.headers['Accept-Encoding'] = 'identity'
-    for prefix in ('http://', 'https://'):
-        session.mount(prefix, _Adapter())
-    return session
