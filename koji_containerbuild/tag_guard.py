@@ -27,6 +27,10 @@ A violation fails the build before anything is published, naming every tag and o
 from koji_containerbuild.errors import BackendError, OptionError
 
 COMPONENT_LABEL = 'com.redhat.component'
+
+
+class TagRefused(BackendError):
+    """This build may not move these tags (not a transient registry error)."""
 BINDINGS = ('none', 'component')
 STAGES = ('unique', 'primary', 'floating')
 
@@ -113,7 +117,7 @@ def check_tags(registry, repository, tags, component, list_digest=None, arch_tag
                 tag, 'component %s' % owner if owner else 'no component (no %s label)'
                 % COMPONENT_LABEL))
     if problems:
-        raise BackendError('Refusing to publish %s of component %s: %s. A build may only '
+        raise TagRefused('Refusing to publish %s of component %s: %s. A build may only '
                            'move tags of its own component; the NVR tag is never moved '
                            '(see docs/security.md)'
                            % ('%s/%s' % (registry.host, repository), component,

@@ -368,7 +368,7 @@ class ParentBuild(object):
                 return
             except BackendError as exc:
                 error = exc
-                if delay is None:
+                if delay is None or isinstance(exc, tag_guard.TagRefused):   # not transient
                     break
                 self.logger.warning('publishing %s failed, retrying in %ss: %s',
                                     '/'.join(stages), delay, short(exc))

@@ -129,3 +129,28 @@ def test_binding_refuses_before_reserving(world_factory, git_server, small_rootf
     with pytest.raises(OptionError):
         world.run_parent(_src(git_server, 'bound', small_rootfs, 'intruder-container'))
     assert not world.hub.calls_of('CGInitBuild')
+
+
+@needs_buildah
+def test_refused_tags_after_import_are_not_retried(world_factory, git_server, small_rootfs,
+                                                    monkeypatch):
+    """A tag taken by another component between the import and the floating tags: the
+    refusal is final (no registry-error backoff), and the fault says what was left."""
+    world = world_factory()
+    world.hub.add_package('f40-container-candidate', 'norety-container')
+    calls = []
+    real = cg.publish_manifest_list
+
+    def publish(registry, repository, arch_results, tags, stages=None, **kwargs):
+        calls.append(stages)
+        if stages == ('floating',):
+            raise tag_guard.TagRefused('Refusing to publish: latest holds an image of '
+                                       'component squatter-container')
+        return real(registry, repository, arch_results, tags, stages=stages, **kwargs)
+    monkeypatch.setattr(cg, 'publish_manifest_list', publish)
+    with pytest.raises(BackendError) as info:
+        world.run_parent(_src(git_server, 'noretry', small_rootfs, 'norety-container',
+                              repo='acme/noretry'))
+    assert 'were not published' in str(info.value)
+    assert 'squatter-container' in str(info.value)
+    assert calls == [('unique', 'primary'), ('floating',)]
