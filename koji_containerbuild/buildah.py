@@ -39,6 +39,10 @@ _SECRET_RES = (
 )
 
 
+# buildah's line carrying the runtime's (crun, runc) error when a container cannot start.
+_RUNTIME_ERROR = 'error running container'
+
+
 def goarch(arch):
     """Go architecture name for a Koji arch; BackendError for arches we cannot build."""
     try:
@@ -230,11 +234,26 @@ class LineSplitter(object):
 
 
 def _failure_reason(tail):
-    """The most useful line of a failed buildah run (its 'Error: ...' line if any)."""
+    """The most useful line of a failed buildah run (its 'Error: ...' line if any),
+    with the OCI runtime's own complaint when the runtime could not start a RUN step
+    (buildah's last line then only says `while running runtime: exit status 1`)."""
+    reason = _last_line('\n'.join(tail))
     for line in reversed(tail):
         if line.startswith('Error:') or line.startswith('error'):
-            return line
-    return _last_line('\n'.join(tail))
+            reason = line
+            break
+    runtime = next((line for line in reversed(tail)
+                    if line.lower().startswith(_RUNTIME_ERROR)), None)
+    if runtime and runtime != reason:
+        # "error running container: from /usr/bin/crun creating container for [cmd]:
+        # <the runtime's message>": name the runtime and its message first (faults are
+        # shortened), buildah's own line after
+        text = runtime[len(_RUNTIME_ERROR):].strip(' :')
+        head, sep, rest = text.partition(' creating container for [')
+        if sep and head.startswith('from ') and ']: ' in rest:
+            text = '%s: %s' % (head[len('from '):], rest.split(']: ', 1)[1])
+        reason = 'OCI runtime: %s (%s)' % (text[:400], reason)
+    return reason
 
 
 def build_image(context_dir, dockerfile, arch, labels, yum_repo_files, workdir, log_line,

@@ -22,6 +22,7 @@ import shutil
 import tarfile
 import time
 
+from koji_containerbuild import tag_guard
 from koji_containerbuild.errors import BackendError
 from koji_containerbuild.registry import MEDIA_LIST, MEDIA_V2S2, digest_of, manifest_list
 
@@ -90,16 +91,20 @@ def index_info(registry_host, repository, list_digest, tags, scratch=False):
 
 
 def publish_manifest_list(registry, repository, arch_results, tags, stages=None,
-                          log_line=None, scratch=False):
+                          log_line=None, scratch=False, component=None):
     """PUT the manifest list to the unique and primary tags, then the floating tags.
 
     Every tag is read back and must serve the list digest. `stages` limits what is
     published (('unique', 'primary') before an import, ('floating',) after it).
     One tag at a time: with concurrent PUTs of the same list under several tags,
     docker-distribution (filesystem storage) answered a read-back with HTTP 500.
+    With `component`, every tag of the plan is checked first (tag_guard): nothing is
+    PUT when any tag belongs to another component or the NVR tag holds another build.
     Returns the index info.
     """
     data, digest = manifest_list_for(arch_results)
+    if component is not None:
+        tag_guard.check_tags(registry, repository, tags, component, list_digest=digest)
     order = ('unique', 'primary', 'floating')
     for stage in order:
         if stages is not None and stage not in stages:

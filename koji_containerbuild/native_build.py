@@ -19,9 +19,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import koji_containerbuild
-from koji_containerbuild import buildah, cg, dockerfile as dockerfile_reader, rpmdb
+from koji_containerbuild import (buildah, cg, dockerfile as dockerfile_reader, rpmdb, safe_files,
+                                 source)
 from koji_containerbuild.errors import BackendError, SourceError
-from koji_containerbuild.registry import MEDIA_V2S2, check_repository
+from koji_containerbuild.registry import MEDIA_V2S2, check_repository, parse_json
 
 # The settings build_arch understands, with the defaults used when a key is missing.
 # network/isolation: chroot isolation runs RUN steps without a container runtime and
@@ -29,6 +30,7 @@ from koji_containerbuild.registry import MEDIA_V2S2, check_repository
 DEFAULT_SETTINGS = {
     'network': 'host',
     'isolation': 'chroot',
+    'runtime': None,        # OCI runtime for isolation oci (buildah --runtime); None: default
     'pull': 'missing',
     'storage_root': None,
     'storage_runroot': None,
@@ -187,21 +189,18 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
     check_repository(repository)
     arch_tag = '%s-%s' % (unique_tag, arch)
     os.makedirs(workdir, exist_ok=True)
-    dockerfile_path = os.path.join(srcdir, dockerfile)
+    data = _read_dockerfile(srcdir, dockerfile)
     try:
-        with open(dockerfile_path, 'rb') as f:
-            data = f.read(dockerfile_reader.MAX_DOCKERFILE + 1)
         text = data.decode('utf-8')
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SourceError('Cannot read %s: %s' % (dockerfile, getattr(exc, 'strerror', exc)))
+    except UnicodeDecodeError as exc:
+        raise SourceError('Cannot read %s: %s' % (dockerfile, exc))
     parsed = parse_dockerfile(data, build_args)
     parents = parsed.from_images()
     log_line('Resolving parent images for %s: %s' % (arch, ', '.join(parents)))
     resolved = resolve_parents(parents, registry, arch)
-    build_file = os.path.join(workdir, 'Dockerfile.%s' % arch)
-    with open(build_file, 'w') as f:
-        f.write(pinned_dockerfile(text, parsed.froms, resolved))
-    tls_verify = registry.tls_verify if registry is not None else True
+    build_file = safe_files.write_new(os.path.join(workdir, 'Dockerfile.%s' % arch),
+                                      pinned_dockerfile(text, parsed.froms, resolved))
+    tls_verify = registry.buildah_tls_verify if registry is not None else True
     authfile = registry.credentials_file if registry is not None else None
     cert_dir = registry_cert_dir(registry, workdir)
     started = time.time()
@@ -211,7 +210,7 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
         network=settings['network'], isolation=settings['isolation'],
         pull=PULL_VALUES[settings['pull']], storage=storage, tls_verify=tls_verify,
         authfile=authfile, cert_dir=cert_dir, build_args=build_args,
-        watch=settings['watch'])
+        watch=settings['watch'], extra_args=runtime_args(settings))
     try:
         return _describe(image_id, arch, arch_tag, parsed, resolved, registry,
                          repository, workdir, log_line, storage, settings, started,
@@ -240,6 +239,24 @@ def fence_watch(fence, hub_interval=HUB_WATCH_INTERVAL):
             # the push, decides. (TaskLost/TaskCanceled are SystemExit: they go through.)
             pass
     return watch
+
+
+def _read_dockerfile(srcdir, dockerfile):
+    """Bytes of the Dockerfile: `dockerfile` relative to the checkout `srcdir` (read
+    without following symlinks, inside the checkout), or an absolute path to a file the
+    task wrote itself (the koji_parent_build rewrite)."""
+    if os.path.isabs(dockerfile):
+        return source.read_file(dockerfile, dockerfile_reader.MAX_DOCKERFILE, 'Dockerfile')
+    return safe_files.read_in_tree(srcdir, dockerfile, dockerfile_reader.MAX_DOCKERFILE,
+                                   dockerfile)
+
+
+def runtime_args(settings):
+    """buildah build arguments naming the OCI runtime (isolation oci only)."""
+    runtime = settings.get('runtime')
+    if not runtime or settings.get('isolation') != 'oci':
+        return []
+    return ['--runtime', runtime]
 
 
 def registry_cert_dir(registry, workdir):
@@ -281,20 +298,24 @@ def _describe(image_id, arch, arch_tag, parsed, resolved, registry, repository,
         log_line('Pushing %s to %s' % (image_id, dest))
         manifest_digest = buildah.push_image(
             image_id, dest, workdir, log_line, storage=storage,
-            tls_verify=registry.tls_verify if registry is not None else True,
+            tls_verify=registry.buildah_tls_verify if registry is not None else True,
             authfile=registry.credentials_file if registry is not None else None,
             cert_dir=cert_dir, watch=settings.get('watch'))
         manifest_bytes, config_bytes = _read_pushed(registry, repository, manifest_digest,
                                                     dest, image_id, pool)
         components, licenses, parent_id = local.result()
         buildroot = buildroot.result()
-    manifest = json.loads(manifest_bytes)
-    if manifest['config']['digest'] != image_id:
+    manifest = parse_json(manifest_bytes, 'pushed manifest', dict)
+    pushed_config = manifest.get('config')
+    if not isinstance(pushed_config, dict) or pushed_config.get('digest') != image_id:
         raise BackendError('Pushed image config %s differs from the built image %s'
-                           % (manifest['config']['digest'], image_id))
-    config = json.loads(config_bytes)
+                           % (str((pushed_config or {}).get('digest') if isinstance(
+                               pushed_config, dict) else pushed_config)[:80], image_id))
+    config = parse_json(config_bytes, 'image config', dict)
     config.pop('container_config', None)
-    diff_ids = list((config.get('rootfs') or {}).get('diff_ids') or [])
+    rootfs = config.get('rootfs')
+    diff_ids = rootfs.get('diff_ids') if isinstance(rootfs, dict) else None
+    diff_ids = [d for d in diff_ids if isinstance(d, str)] if isinstance(diff_ids, list) else []
     sizes = buildah.layer_sizes(set(diff_ids), storage)
     missing = [d for d in diff_ids if d not in sizes]
     if missing:

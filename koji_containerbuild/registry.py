@@ -4,17 +4,25 @@ Manifests are read and written as raw bytes so digests stay exact. Authenticatio
 comes from a docker-style auth file ({"auths": {"host[:port]": {"auth": b64(user:pw)}}}):
 HTTP basic, or a bearer token fetched from the realm a 401 names. Credentials are kept
 in this object only; messages and errors never include them.
+
+Everything a registry answers is hostile input: every call has a total deadline
+(http_deadline: a server that drip-feeds bytes cannot hold a build), bodies are read in bounded chunks
+(never whole before the size check), and every JSON answer is parsed by one function
+that turns bad shapes (deep nesting, a list where an object is expected) into a clear
+BackendError. The transport rule (plain HTTP or unverified TLS only for loopback
+registries unless the site opts in) lives in check_transport().
 """
 
 import base64
 import hashlib
 import json
-import ipaddress
 import re
 from urllib.parse import quote, urlsplit
 
 import requests
+import urllib3.exceptions
 
+from koji_containerbuild import http_deadline, netrules
 from koji_containerbuild.errors import BackendError, ConfigError
 
 MEDIA_V2S2 = 'application/vnd.docker.distribution.manifest.v2+json'
@@ -26,18 +34,25 @@ ACCEPT_ALL = ', '.join((MEDIA_LIST, MEDIA_V2S2, MEDIA_OCI_INDEX, MEDIA_OCI))
 LIST_TYPES = (MEDIA_LIST, MEDIA_OCI_INDEX)
 MAX_MANIFEST = 4 * 1024 * 1024
 MAX_BLOB = 64 * 1024 * 1024
+MAX_SMALL = 64 * 1024          # token answers, error bodies
+DEFAULT_DEADLINE = 120.0       # seconds for one whole call (request + body)
 _REPO_RE = re.compile(r'^[a-z0-9]+(?:[._-][a-z0-9]+|__)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$')
 _TAG_RE = re.compile(r'^[\w][\w.-]{0,127}$')
 _DIGEST_RE = re.compile(r'^sha256:[0-9a-f]{64}$')
 
 
-def _is_loopback(host):
-    if host == 'localhost':
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def check_transport(scheme, host, tls_verify, allow_insecure=False, option=None):
+    """The one transport rule: plain http:// or an unverified https registry only on a
+    loopback host (netrules.is_loopback_host), unless the site opts in explicitly
+    (`option` names that opt-in for the message). ConfigError otherwise."""
+    if scheme == 'https' and tls_verify:
+        return
+    if allow_insecure or netrules.is_loopback_host(urlsplit('//' + host).hostname or ''):
+        return
+    what = 'plain HTTP' if scheme == 'http' else 'unverified TLS'
+    raise ConfigError('Refusing %s for registry %s: only loopback registries (127.0.0.0/8, '
+                      '::1, localhost) may use it%s' % (
+                          what, host, ' unless %s' % option if option else ''))
 
 
 def digest_of(data):
@@ -60,11 +75,13 @@ def split_url(url):
     """('https', 'host:port') for a registry URL or bare host[:port] (https by default)."""
     if not isinstance(url, str) or not url.strip():
         raise ConfigError('Registry URL is empty')
-    match = re.match(r'^(?:(https?)://)?([A-Za-z0-9.-]+(?::\d+)?)/?$', url.strip())
-    if not match:
+    match = re.match(r'^(?:(https?)://)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?/?$',
+                     url.strip())
+    if not match or (match.group(3) and not 0 < int(match.group(3)) < 65536):
         raise ConfigError('Invalid registry URL %r: expected [https://]host[:port]'
                           % (url,))
-    return match.group(1) or 'https', match.group(2)
+    host = match.group(2) + (':%s' % match.group(3) if match.group(3) else '')
+    return match.group(1) or 'https', host
 
 
 def load_auth(path, host):
@@ -100,34 +117,49 @@ def load_auth(path, host):
 
 
 class Registry(object):
-    """A registry at `url` (https://host[:port]; http:// for a plain-HTTP dev registry).
+    """A registry at `url` (https://host[:port]; http:// for a plain-HTTP registry).
 
-    tls_verify False disables certificate checks (only for loopback/dev registries);
-    ca_cert is a CA bundle path; credentials_file a docker-style auth file.
+    tls_verify False disables certificate checks; plain http or unverified TLS is
+    refused for non-loopback hosts unless allow_insecure (check_transport). ca_cert is
+    a CA bundle path; credentials_file a docker-style auth file. timeout bounds each
+    socket operation, deadline each whole call.
     """
 
     def __init__(self, url, tls_verify=True, ca_cert=None, credentials_file=None,
-                 timeout=60):
+                 timeout=60, allow_insecure=False, deadline=DEFAULT_DEADLINE,
+                 insecure_option=None):
         self.scheme, self.host = split_url(url)
         self.url = '%s://%s' % (self.scheme, self.host)
         self.tls_verify = bool(tls_verify)
+        check_transport(self.scheme, self.host, self.tls_verify, allow_insecure,
+                        insecure_option)
         self.ca_cert = ca_cert
         self.credentials_file = credentials_file
         self.timeout = timeout
+        self.deadline = deadline
         self._auth = load_auth(credentials_file, self.host)
         self._tokens = {}
-        self._session = requests.Session()
+        self._session = http_deadline.session()
         self._session.verify = (ca_cert or True) if self.tls_verify else False
 
     def __repr__(self):
         return 'Registry(%r)' % self.url
+
+    @property
+    def buildah_tls_verify(self):
+        """buildah/skopeo's --tls-verify: they speak plain HTTP only with it off."""
+        return self.tls_verify and self.scheme == 'https'
 
     def pullspec(self, repo, ref):
         sep = '@' if ref.startswith('sha256:') else ':'
         return '%s/%s%s%s' % (self.host, repo, sep, ref)
 
     # ---------------------------------------------------------------- auth + HTTP
-    def _request(self, method, path, scope, headers=None, data=None, stream=False):
+    def _call(self, what, deadline=None):
+        """Context for one whole call: a total deadline over its requests and reads."""
+        return http_deadline.Deadline(self.host, what, deadline or self.deadline)
+
+    def _request(self, method, path, scope, headers=None, data=None, stream=True):
         url = self.url + path
         headers = dict(headers or {})
         token = self._tokens.get(scope)
@@ -155,8 +187,11 @@ class Registry(object):
                     resp = self._session.request(method, url, headers=headers, data=data,
                                                  timeout=self.timeout, stream=stream)
         except requests.exceptions.SSLError as exc:
-            raise BackendError('Registry %s: TLS error (%s)' % (self.host, _short(exc)))
-        except requests.exceptions.RequestException as exc:
+            http_deadline.raise_if_expired()
+            raise BackendError('Registry %s: TLS error (%s)%s'
+                               % (self.host, _short(exc), _tls_hint(exc)))
+        except (requests.exceptions.RequestException, OSError) as exc:
+            http_deadline.raise_if_expired()
             raise BackendError('Registry %s unreachable: %s' % (self.host, _short(exc)))
         if resp.status_code == 401:
             resp.close()
@@ -165,26 +200,32 @@ class Registry(object):
         return resp
 
     def _bearer(self, challenge, scope):
-        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        params = dict(re.findall(r'(\w+)="([^"]{0,2000})"', challenge[:8192]))
         realm = params.get('realm')
         if not realm or not realm.startswith(('https://', 'http://')):
             raise BackendError('Registry %s: unusable bearer challenge' % self.host)
         if self._auth:
             self._check_realm(realm)
         query = {'service': params.get('service', '')}
-        query['scope'] = params.get('scope') or scope
+        if params.get('scope') or scope:
+            query['scope'] = params.get('scope') or scope    # none for the /v2/ preflight
         try:
             resp = self._session.get(realm, params=query, auth=self._auth,
-                                     timeout=self.timeout)
-            body = resp.json() if resp.status_code == 200 else {}
-        except (requests.exceptions.RequestException, ValueError) as exc:
+                                     timeout=self.timeout, stream=True)
+            with resp:
+                status = resp.status_code
+                body = {}
+                if status == 200:
+                    body = parse_json(_read_limited(resp, MAX_SMALL, 'token answer'),
+                                      'token answer from %s' % self.host, dict)
+        except (requests.exceptions.RequestException, OSError) as exc:
+            http_deadline.raise_if_expired()
             raise BackendError('Registry %s: token request failed (%s)'
                                % (self.host, _short(exc)))
-        token = body.get('token') or body.get('access_token') if isinstance(body, dict) \
-            else None
-        if not token:
+        token = body.get('token') or body.get('access_token')
+        if not token or not isinstance(token, str):
             raise BackendError('Registry %s: no token granted (HTTP %s)'
-                               % (self.host, resp.status_code))
+                               % (self.host, status))
         self._tokens[scope] = token
         return token
 
@@ -196,70 +237,86 @@ class Registry(object):
             return
         host = urlsplit(self.url).hostname
         if (parts.scheme == 'http' and self.scheme == 'http' and parts.hostname == host
-                and _is_loopback(host)):
+                and netrules.is_loopback_host(host)):
             return
         raise BackendError('Registry %s: refusing to send credentials to the token realm '
                            '%s://%s (an https realm is required)'
                            % (self.host, parts.scheme, parts.netloc.rpartition('@')[2]))
 
     # ---------------------------------------------------------------- API
-    def get_manifest(self, repo, ref, accept=ACCEPT_ALL):
-        """(media_type, bytes, digest) of a manifest, or BackendError if missing/invalid."""
+    def check_access(self, deadline=15.0):
+        """Preflight: the registry answers the v2 API with the configured scheme, TLS
+        settings and credentials. BackendError naming the reason, within `deadline`."""
+        with self._call('check', deadline):
+            resp = self._request('GET', '/v2/', '')
+            with resp:
+                status = resp.status_code
+        if status != 200:
+            raise BackendError('Registry %s: GET /v2/ gave HTTP %s (not a registry v2 API, '
+                               'or %s is the wrong scheme)' % (self.host, status, self.scheme))
+
+    def get_manifest(self, repo, ref, accept=ACCEPT_ALL, missing_ok=False):
+        """(media_type, bytes, digest) of a manifest, or BackendError if missing/invalid
+        (None if missing and `missing_ok`)."""
         check_repository(repo)
         check_reference(ref)
-        resp = self._request('GET', '/v2/%s/manifests/%s' % (repo, ref),
-                             'repository:%s:pull' % repo, headers={'Accept': accept})
-        with resp:
-            if resp.status_code == 404:
-                raise BackendError('Image %s not found in the registry'
-                                   % self.pullspec(repo, ref))
-            if resp.status_code != 200:
-                raise BackendError('Registry %s: GET manifest %s:%s gave HTTP %s'
-                                   % (self.host, repo, ref, resp.status_code))
-            data = _read_limited(resp, MAX_MANIFEST, 'manifest')
+        with self._call('GET manifest %s:%s' % (repo, ref)):
+            resp = self._request('GET', '/v2/%s/manifests/%s' % (repo, ref),
+                                 'repository:%s:pull' % repo, headers={'Accept': accept})
+            with resp:
+                if resp.status_code == 404:
+                    if missing_ok:
+                        return None
+                    raise BackendError('Image %s not found in the registry'
+                                       % self.pullspec(repo, ref))
+                if resp.status_code != 200:
+                    raise BackendError('Registry %s: GET manifest %s:%s gave HTTP %s'
+                                       % (self.host, repo, ref, resp.status_code))
+                data = _read_limited(resp, MAX_MANIFEST, 'manifest')
+                header_type = resp.headers.get('Content-Type', '').split(';')[0]
         digest = digest_of(data)
         if ref.startswith('sha256:') and digest != ref:
             raise BackendError('Registry %s served manifest %s with digest %s'
                                % (self.host, ref, digest))
-        try:
-            body = json.loads(data)
-        except ValueError:
-            raise BackendError('Registry %s served an invalid manifest for %s:%s'
-                               % (self.host, repo, ref))
-        media_type = body.get('mediaType') if isinstance(body, dict) else None
-        media_type = media_type or resp.headers.get('Content-Type', '').split(';')[0]
-        return media_type, data, digest
+        body = parse_json(data, 'manifest %s:%s from %s' % (repo, ref, self.host), dict)
+        media_type = body.get('mediaType')
+        if not isinstance(media_type, str) or not media_type:
+            media_type = header_type
+        return media_type[:200], data, digest
 
     def put_manifest(self, repo, tag, media_type, data):
         """PUT manifest bytes under `tag` (or digest); return the digest the registry reports."""
         check_repository(repo)
         check_reference(tag)
-        resp = self._request('PUT', '/v2/%s/manifests/%s' % (repo, tag),
-                             'repository:%s:pull,push' % repo,
-                             headers={'Content-Type': media_type}, data=data)
-        with resp:
-            if resp.status_code not in (200, 201, 202):
-                raise BackendError('Registry %s: PUT manifest %s:%s gave HTTP %s: %s'
-                                   % (self.host, repo, tag, resp.status_code,
-                                      _error_text(resp)))
-            digest = resp.headers.get('Docker-Content-Digest') or digest_of(data)
+        with self._call('PUT manifest %s:%s' % (repo, tag)):
+            resp = self._request('PUT', '/v2/%s/manifests/%s' % (repo, tag),
+                                 'repository:%s:pull,push' % repo,
+                                 headers={'Content-Type': media_type}, data=data)
+            with resp:
+                if resp.status_code not in (200, 201, 202):
+                    raise BackendError('Registry %s: PUT manifest %s:%s gave HTTP %s: %s'
+                                       % (self.host, repo, tag, resp.status_code,
+                                          _error_text(resp)))
+                digest = resp.headers.get('Docker-Content-Digest') or digest_of(data)
         if digest != digest_of(data):
             raise BackendError('Registry %s stored manifest %s:%s under digest %s, '
-                               'expected %s' % (self.host, repo, tag, digest, digest_of(data)))
+                               'expected %s' % (self.host, repo, tag, digest[:80],
+                                                digest_of(data)))
         return digest
 
     def get_blob(self, repo, digest, max_size=MAX_BLOB):
         """Bytes of a (small) blob, such as an image config, checked against its digest."""
         check_repository(repo)
-        if not _DIGEST_RE.match(digest or ''):
+        if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
             raise BackendError('Invalid blob digest %r' % (digest,))
-        resp = self._request('GET', '/v2/%s/blobs/%s' % (repo, digest),
-                             'repository:%s:pull' % repo, stream=True)
-        with resp:
-            if resp.status_code != 200:
-                raise BackendError('Registry %s: GET blob %s in %s gave HTTP %s'
-                                   % (self.host, digest, repo, resp.status_code))
-            data = _read_limited(resp, max_size, 'blob')
+        with self._call('GET blob %s' % digest):
+            resp = self._request('GET', '/v2/%s/blobs/%s' % (repo, digest),
+                                 'repository:%s:pull' % repo)
+            with resp:
+                if resp.status_code != 200:
+                    raise BackendError('Registry %s: GET blob %s in %s gave HTTP %s'
+                                       % (self.host, digest, repo, resp.status_code))
+                data = _read_limited(resp, max_size, 'blob')
         if digest_of(data) != digest:
             raise BackendError('Registry %s served blob %s with wrong content'
                                % (self.host, digest))
@@ -273,6 +330,10 @@ class Registry(object):
         check_repository(repo)
         digest = digest_of(data)
         scope = 'repository:%s:pull,push' % repo
+        with self._call('upload blob %s to %s' % (digest, repo)):
+            return self._put_blob(repo, data, digest, scope)
+
+    def _put_blob(self, repo, data, digest, scope):
         with self._request('HEAD', '/v2/%s/blobs/%s' % (repo, digest), scope) as resp:
             if resp.status_code == 200:
                 return digest
@@ -293,25 +354,81 @@ class Registry(object):
                                    % (self.host, repo, resp.status_code, _error_text(resp)))
         return digest
 
+    def first_tags(self, repo, count=1):
+        """Up to `count` tags of `repo` (the registry's order, lexical for
+        docker-distribution); [] for a repository that does not exist."""
+        check_repository(repo)
+        with self._call('GET tags of %s' % repo):
+            resp = self._request('GET', '/v2/%s/tags/list?n=%d' % (repo, int(count)),
+                                 'repository:%s:pull' % repo)
+            with resp:
+                if resp.status_code == 404:
+                    return []
+                if resp.status_code != 200:
+                    raise BackendError('Registry %s: GET tags of %s gave HTTP %s'
+                                       % (self.host, repo, resp.status_code))
+                data = _read_limited(resp, MAX_SMALL, 'tag list')
+        tags = parse_json(data, 'tag list of %s' % repo, dict).get('tags')
+        if tags is None:
+            return []
+        if not isinstance(tags, list):
+            raise BackendError('Registry sent an invalid tag list for %s' % repo)
+        return [t for t in tags if isinstance(t, str) and _TAG_RE.match(t)][:count]
+
     def tag_digest(self, repo, tag):
         """Digest the registry serves for `tag` now (to verify a publish)."""
         return self.get_manifest(repo, tag)[2]
 
-    def arch_manifest(self, repo, ref, arch_goarch):
+    def arch_manifest(self, repo, ref, arch_goarch, _depth=0):
         """(digest, manifest dict) of the single-arch manifest for `ref`, descending a list."""
         media_type, data, digest = self.get_manifest(repo, ref)
-        body = json.loads(data)
+        body = parse_json(data, 'manifest', dict)
+        where = self.pullspec(repo, ref)
         if media_type in LIST_TYPES:
-            for entry in body.get('manifests') or []:
-                plat = entry.get('platform') or {}
+            if _depth:
+                raise BackendError('Image %s: a manifest list names another list' % where)
+            for entry in _list_of(body, 'manifests', where):
+                plat = entry.get('platform')
+                if not isinstance(plat, dict):
+                    continue
                 if plat.get('architecture') == arch_goarch and plat.get('os', 'linux') == 'linux':
-                    return self.arch_manifest(repo, entry['digest'], arch_goarch)
+                    return self.arch_manifest(repo, _field(entry, 'digest', str, where),
+                                              arch_goarch, _depth + 1)
             raise BackendError('Image %s has no %s entry in its manifest list'
-                               % (self.pullspec(repo, ref), arch_goarch))
-        if body.get('schemaVersion') != 2 or 'config' not in body:
+                               % (where, arch_goarch))
+        config = body.get('config')
+        if body.get('schemaVersion') != 2 or not isinstance(config, dict) or \
+                not isinstance(config.get('digest'), str):
             raise BackendError('Image %s has an unsupported manifest (%s)'
-                               % (self.pullspec(repo, ref), media_type))
+                               % (where, media_type))
         return digest, body
+
+    def image_labels(self, repo, ref, arch_goarch=None):
+        """Labels of the image config `ref` points at (for a list: its first entry, or
+        the `arch_goarch` one); {} when the image has none."""
+        if arch_goarch is None:
+            _media, data, _digest = self.get_manifest(repo, ref)
+            body = parse_json(data, 'manifest', dict)
+            entries = body.get('manifests')
+            if isinstance(entries, list):
+                first = next((e for e in entries if isinstance(e, dict)), None)
+                plat = (first or {}).get('platform')
+                arch_goarch = plat.get('architecture') if isinstance(plat, dict) else None
+                if not isinstance(arch_goarch, str):
+                    raise BackendError('Image %s has an unusable manifest list'
+                                       % self.pullspec(repo, ref))
+            else:
+                arch_goarch = ''
+        if arch_goarch:
+            _digest, manifest = self.arch_manifest(repo, ref, arch_goarch)
+        else:
+            _digest, manifest = self.arch_manifest(repo, ref, None)
+        config = parse_json(self.get_blob(repo, manifest['config']['digest'], MAX_MANIFEST),
+                            'image config', dict)
+        inner = config.get('config')
+        labels = inner.get('Labels') if isinstance(inner, dict) else None
+        return dict((k, v) for k, v in labels.items() if isinstance(v, str)) \
+            if isinstance(labels, dict) else {}
 
 
 def manifest_list(entries):
@@ -329,23 +446,81 @@ def manifest_list(entries):
 
 
 def _read_limited(resp, limit, what):
+    """The body of `resp`, read in chunks, refused once over `limit` bytes or past the
+    call's deadline (the watchdog also cuts a read that blocks)."""
     chunks = []
     total = 0
-    for chunk in resp.iter_content(65536):
-        total += len(chunk)
-        if total > limit:
-            raise BackendError('Registry response too large for a %s (over %d bytes)'
-                               % (what, limit))
-        chunks.append(chunk)
+    try:
+        for chunk in resp.iter_content(65536):
+            total += len(chunk)
+            if total > limit:
+                raise BackendError('Registry response too large for a %s (over %d bytes)'
+                                   % (what, limit))
+            chunks.append(chunk)
+            http_deadline.raise_if_expired()
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
+            OSError) as exc:
+        http_deadline.raise_if_expired()
+        raise BackendError('Registry connection broke while reading a %s: %s'
+                           % (what, _short(exc)))
     return b''.join(chunks)
+
+
+def parse_json(data, what, expect=None):
+    """JSON bytes from a registry as Python data; `expect` (dict or list) the top-level
+    type. Every malformed answer (bad UTF-8, bad JSON, nesting too deep for the parser,
+    another type) is a BackendError naming `what`."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise BackendError('Registry sent an invalid %s: JSON nested too deeply' % what)
+    except (ValueError, TypeError) as exc:
+        raise BackendError('Registry sent an invalid %s: %s' % (what, _short(exc)[:120]))
+    if expect is not None and not isinstance(value, expect):
+        raise BackendError('Registry sent an invalid %s: expected a JSON %s, got %s'
+                           % (what, 'object' if expect is dict else 'array',
+                              type(value).__name__))
+    return value
+
+
+def _list_of(body, key, where):
+    """body[key] as a list of objects (entries of another type are skipped)."""
+    value = body.get(key)
+    if not isinstance(value, list):
+        raise BackendError('Image %s: manifest field %r is not a list' % (where, key))
+    return [entry for entry in value if isinstance(entry, dict)]
+
+
+def _field(entry, key, kind, where):
+    value = entry.get(key)
+    if not isinstance(value, kind):
+        raise BackendError('Image %s: manifest field %r is missing or invalid' % (where, key))
+    return value
 
 
 def _error_text(resp):
     try:
-        errors = resp.json().get('errors') or []
-        return '; '.join('%s: %s' % (e.get('code'), e.get('message')) for e in errors)[:300]
-    except (ValueError, AttributeError):
-        return resp.text[:200].replace('\n', ' ')
+        data = _read_limited(resp, MAX_SMALL, 'error answer')
+    except BackendError:
+        return '(error body unreadable or too large)'
+    try:
+        body = parse_json(data, 'error answer', dict)
+        errors = body.get('errors')
+        if not isinstance(errors, list):
+            raise BackendError('no errors list')
+        return '; '.join('%s: %s' % (e.get('code'), e.get('message'))
+                         for e in errors[:5] if isinstance(e, dict))[:300]
+    except BackendError:
+        return data[:200].decode('utf-8', 'replace').replace('\n', ' ')
+
+
+def _tls_hint(exc):
+    text = str(exc).lower()
+    if 'wrong version number' in text or 'record layer failure' in text or \
+            'unknown protocol' in text:
+        return ': the server does not speak TLS (a plain-HTTP registry needs http:// in ' \
+               'its URL)'
+    return ''
 
 
 def _short(exc):

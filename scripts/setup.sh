@@ -10,9 +10,11 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # buildah, docker-registry (docker-distribution), git, rpm (+rpmbuild), python3-rpm for
 # the native backend and tests; libkrb5-dev + gcc so pip can build koji's gssapi dependency;
-# busybox-static for the bundled examples; apache2-utils (htpasswd) for the registry-auth tests.
+# busybox-static for the bundled examples; apache2-utils (htpasswd) for the registry-auth tests;
+# runc: the OCI runtime the production-default tests (isolation = oci, network = private)
+# use, since Debian's default crun cannot start containers on hosts with hybrid cgroups.
 PKGS="buildah docker-registry git rpm python3-rpm python3-venv python3-dev libkrb5-dev gcc
-      fuse-overlayfs uidmap busybox-static apache2-utils"
+      fuse-overlayfs uidmap busybox-static apache2-utils runc"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -11,14 +11,14 @@ import re
 
 import koji
 
-from koji_containerbuild import (native_build, ownership, registry as registry_mod, scmurl,
-                                 source, supply_chain)
+from koji_containerbuild import (dockerfile as dockerfile_mod, native_build, ownership,
+                                 repofetch, safe_files, scmurl, source, supply_chain)
 from koji_containerbuild.backends import native_config
 from koji_containerbuild.backends.native_common import short
 from koji_containerbuild.errors import BackendError, OptionError
 from koji_containerbuild.logs import LogRelay
 
-MAX_REPO_FILE = 1024 * 1024   # bytes of one yum_repourls .repo file
+MAX_REPO_FILE = repofetch.MAX_REPO_FILE   # bytes of one yum_repourls .repo file
 PARAM_KEYS = ('registry', 'repository', 'unique_tag', 'identity', 'build_tag', 'repo_id',
               'yum_repourls', 'base_image', 'dockerfile', 'labels', 'scratch', 'owner')
 
@@ -45,35 +45,16 @@ def koji_repo_file(path, topurl, build_tag, repo_id, arch):
     """Write the .repo file for the build tag's Koji repo of `arch`; return its path."""
     baseurl = koji_repo_baseurl(topurl, build_tag, repo_id, arch)
     name = re.sub(r'[^\w.-]', '_', 'koji-%s-%s' % (build_tag, repo_id))
-    with open(path, 'w') as f:
-        f.write('[%s]\nname=Koji repo %s (%s) %s\nbaseurl=%s\nenabled=1\ngpgcheck=0\n'
-                'skip_if_unavailable=False\n' % (name, build_tag, repo_id, arch, baseurl))
-    return path
+    return safe_files.write_new(
+        path, '[%s]\nname=Koji repo %s (%s) %s\nbaseurl=%s\nenabled=1\ngpgcheck=0\n'
+        'skip_if_unavailable=False\n' % (name, build_tag, repo_id, arch, baseurl))
 
 
-def fetch_repo_file(url, path, timeout):
-    """Download one yum_repourls .repo file (bounded size) to `path`."""
-    import requests
-    safe = scmurl.redact(url)
-    try:
-        with requests.get(url, timeout=timeout, stream=True) as resp:
-            if resp.status_code != 200:
-                raise BackendError('Cannot fetch yum repo file %s: HTTP %s'
-                                   % (safe, resp.status_code))
-            data = b''
-            for chunk in resp.iter_content(65536):
-                data += chunk
-                if len(data) > MAX_REPO_FILE:
-                    raise BackendError('Yum repo file %s is larger than %d bytes'
-                                       % (safe, MAX_REPO_FILE))
-    except requests.exceptions.RequestException as exc:
-        raise BackendError('Cannot fetch yum repo file %s: %s'
-                           % (safe, scmurl.redact(short(exc))))
-    if b'[' not in data:
-        raise BackendError('Yum repo file %s has no [section]' % safe)
-    with open(path, 'wb') as f:
-        f.write(data)
-    return path
+def fetch_repo_file(url, path, timeout, allowed=()):
+    """Download one yum_repourls .repo file to `path`: public addresses only (plus the
+    `allowed` networks), checked after resolution and after every redirect, bounded in
+    size and time, and parsed as a yum repo config (repofetch)."""
+    return repofetch.fetch_repo_file(url, path, timeout, allowed)
 
 
 def rewrite_base(text, base_image):
@@ -112,6 +93,9 @@ class ArchBuild(object):
             raise BackendError('This builder pushes to %s but the build uses %s: the '
                                '[native] registry must be the same on every builder'
                                % (self.native.registry, params['registry']))
+        # this builder's registry settings and credentials work, before any checkout
+        self.native.check_runtime()
+        self.native.check_registry()
         workdir = self.handler.workdir
         log_name = '%s.log' % self.arch
         relay = LogRelay(self.session, self.handler.getUploadDir(), workdir,
@@ -167,15 +151,19 @@ class ArchBuild(object):
                          'scratch': params['scratch']})
         srcdir = checkout.srcdir
         dockerfile = params['dockerfile']
-        if not os.path.isfile(os.path.join(srcdir, dockerfile)):
+        if not os.path.lexists(os.path.join(srcdir, dockerfile)):
             raise BackendError('%s not found in %s' % (dockerfile, scmurl.redact(self.src)))
+        # read as a regular file inside the checkout (no symlinks), bounded
+        data = safe_files.read_in_tree(srcdir, dockerfile, dockerfile_mod.MAX_DOCKERFILE,
+                                       dockerfile)
         if params['base_image']:
-            path = os.path.join(srcdir, dockerfile)
-            with open(path) as f:
-                text = f.read()
-            dockerfile = '.Dockerfile.koji-parent'
-            with open(os.path.join(srcdir, dockerfile), 'w') as f:
-                f.write(rewrite_base(text, params['base_image']))
+            text = data.decode('utf-8', 'surrogateescape')
+            # The rewritten file goes to the task's own directory, never into the
+            # checkout: a repository could commit a symlink of any name there.
+            # (buildah build --file may point outside the build context.)
+            dockerfile = safe_files.write_new(
+                os.path.join(workdir, 'Dockerfile.koji-parent'),
+                rewrite_base(text, params['base_image']))
             log_line('koji_parent_build: final stage FROM %s' % params['base_image'])
         repos_dir = os.path.join(workdir, 'repos')
         os.makedirs(repos_dir, exist_ok=True)
@@ -185,8 +173,8 @@ class ArchBuild(object):
         for index, url in enumerate(params['yum_repourls']):
             repo_files.append(fetch_repo_file(
                 url, os.path.join(repos_dir, 'extra-%d.repo' % index),
-                self.native.yum_repourl_timeout))
-        registry = registry_mod.Registry(self.native.registry, **self.native.registry_kwargs())
+                self.native.yum_repourl_timeout, self.native.yum_repourl_networks))
+        registry = self.native.registry_client()
         ident = params['identity']
         labels = native_build.koji_labels(ident, self.arch, vcs_url=params['labels'].get('vcs-url'),
                                           vcs_ref=params['labels'].get('vcs-ref'))

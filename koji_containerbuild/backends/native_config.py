@@ -7,12 +7,13 @@ cannot work without. Bad values raise errors.ConfigError naming the key.
 
 import os
 import re
+import shutil
 import string
 from urllib.parse import urlsplit
 
-from koji_containerbuild import buildah
+from koji_containerbuild import buildah, netrules, registry as registry_mod
 from koji_containerbuild.backends import native_storage
-from koji_containerbuild.errors import ConfigError
+from koji_containerbuild.errors import BackendError, ConfigError
 
 SECTION = 'native'
 
@@ -23,6 +24,8 @@ PULL_POLICIES = ('always', 'missing', 'never', 'newer')
 _REPO_PART = r'[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
 REPOSITORY_RE = re.compile(r'^%s(?:/%s)*$' % (_REPO_PART, _REPO_PART))
 TAG_RE = re.compile(r'^[\w][\w.-]{0,127}$')
+# An OCI runtime: a plain program name looked up on PATH, or an absolute path.
+RUNTIME_RE = re.compile(r'^(?:[A-Za-z0-9][\w.+-]{0,63}|/[\w./+-]{1,255})$')
 UNIQUE_TAG_FIELDS = frozenset(('target', 'random', 'timestamp', 'task_id'))
 
 # key: (default, kind, help). kind: 'text', 'bool', 'float', 'path', 'choice:<a|b>'.
@@ -30,12 +33,22 @@ KEYS = (
     ('registry', '', 'text',
      'Registry base URL images are pushed to, e.g. https://registry.example.com (required)'),
     ('registry_tls_verify', 'true', 'bool',
-     'Verify the registry TLS certificate (never turn off in production)'),
+     'Verify the registry TLS certificate of an https:// registry (never turn off in '
+     'production); an http:// registry is spoken to in plain HTTP whatever this says'),
+    ('registry_allow_insecure', 'false', 'bool',
+     'Allow a plain-HTTP (http://) or unverified-TLS registry on a host that is not '
+     'loopback (127.0.0.0/8, ::1, localhost); credentials and images then travel '
+     'unprotected, so only for closed test networks'),
     ('registry_ca_cert', '', 'path', 'CA bundle for the registry certificate (empty: system CAs)'),
     ('registry_credentials', '', 'path',
      'Docker auth JSON file ({"auths": {...}}) for pushing; keep it mode 0600, owner kojid'),
     ('registry_namespace', '', 'text',
      'Organization prepended to every repository: name label "a/b" becomes "<ns>/a-b"'),
+    ('repository_binding', 'none', 'choice',
+     'Bind registry repositories to Koji components: none (any name label; tags are still '
+     'guarded by the com.redhat.component label of the image they hold) or component '
+     '(the last part of the name label must be the component, or the component without '
+     'its -container suffix)'),
     ('content_generator', 'koji-containerbuild', 'text',
      'Content generator name used for CGInitBuild/CGImport (grant it to every builder user)'),
     ('channel', 'container-native', 'text',
@@ -44,6 +57,9 @@ KEYS = (
     ('network', 'private', 'choice', 'buildah --network for RUN steps: private (own network '
      'namespace: builds reach repos but not the builder\'s loopback services), host or none'),
     ('isolation', 'oci', 'choice', 'buildah --isolation for RUN steps: oci, chroot or rootless'),
+    ('runtime', '', 'text', 'OCI runtime for isolation = oci (buildah --runtime): a name on '
+     'PATH such as runc or crun, or an absolute path (empty: buildah\'s default, usually '
+     'crun; use runc on hosts with hybrid cgroups, where crun cannot start containers)'),
     ('pull', 'always', 'choice', 'Base image pull policy: always, missing, never or newer'),
     ('storage_root', '', 'path', 'Folder under which each createContainer task gets its own '
      'buildah storage (<storage_root>/task-<id>/<pid>-<start>/), removed when the task ends '
@@ -55,9 +71,14 @@ KEYS = (
      'Unique tag; fields {target} {random} (5 digits) {timestamp} (UTC) {task_id}'),
     ('poll_interval', '30', 'float',
      'Seconds between subtask state polls (kojid also wakes the task when a subtask ends)'),
-    ('yum_repourl_timeout', '60', 'float', 'Seconds to fetch each yum_repourls .repo file'),
+    ('yum_repourl_timeout', '60', 'float', 'Seconds to fetch each yum_repourls .repo file '
+     '(the whole fetch, redirects included)'),
+    ('yum_repourl_allowed_networks', '', 'text', 'Networks (CIDR, comma separated) from which '
+     'yum_repourls may be fetched although they are loopback, link-local or private, e.g. '
+     'an internal mirror 10.20.0.0/16 (empty: public addresses only)'),
 )
-CHOICES = {'network': NETWORKS, 'isolation': ISOLATIONS, 'pull': PULL_POLICIES}
+CHOICES = {'network': NETWORKS, 'isolation': ISOLATIONS, 'pull': PULL_POLICIES,
+           'repository_binding': ('none', 'component')}
 DEFAULTS = dict((k, d) for k, d, _kind, _help in KEYS)
 
 
@@ -80,6 +101,7 @@ class NativeConfig(object):
             'network': self.network,
             'isolation': self.isolation,
             'pull': self.pull,
+            'runtime': self.runtime or None,
             'storage': storage,
         }
 
@@ -112,7 +134,30 @@ class NativeConfig(object):
         """Keyword arguments for registry.Registry (credentials stay a file path)."""
         return {'tls_verify': self.registry_tls_verify,
                 'ca_cert': self.registry_ca_cert or None,
-                'credentials_file': self.registry_credentials or None}
+                'credentials_file': self.registry_credentials or None,
+                'allow_insecure': self.registry_allow_insecure,
+                'insecure_option': '[native] registry_allow_insecure = true'}
+
+    def registry_client(self):
+        """A registry.Registry for the configured registry."""
+        return registry_mod.Registry(self.registry, **self.registry_kwargs())
+
+    def check_runtime(self):
+        """The configured OCI runtime exists on this builder (BackendError otherwise):
+        found before the checkout, not when the first RUN step starts."""
+        if not self.runtime or self.isolation != 'oci':
+            return
+        found = (os.access(self.runtime, os.X_OK) if os.path.isabs(self.runtime)
+                 else shutil.which(self.runtime))
+        if not found:
+            raise BackendError('[native] runtime %s: no such executable on this builder '
+                               '(install it, e.g. the runc package, or change runtime)'
+                               % self.runtime)
+
+    def check_registry(self):
+        """Preflight before anything is reserved or built: the registry answers with the
+        configured scheme, TLS settings and credentials (BackendError in seconds)."""
+        self.registry_client().check_access()
 
     def __repr__(self):
         # Only paths and names here, but keep the repr short and credential-free anyway.
@@ -146,6 +191,18 @@ def _check_registry(text):
     if parts.path not in ('', '/') or parts.query or parts.fragment:
         raise ConfigError('[native] registry: give only scheme://host[:port], got %r' % text)
     return '%s://%s' % (parts.scheme, parts.netloc)
+
+
+def _check_runtime(text, isolation):
+    if not text:
+        return ''
+    if not RUNTIME_RE.match(text):
+        raise ConfigError('[native] runtime: expected a program name (runc, crun) or an '
+                          'absolute path, got %r' % text)
+    if isolation != 'oci':
+        raise ConfigError('[native] runtime = %s is only used with isolation = oci '
+                          '(isolation is %s)' % (text, isolation))
+    return text
 
 
 def _check_unique_format(text):
@@ -204,6 +261,10 @@ def parse(parser):
         else:
             values[key] = text
     values['registry'] = _check_registry(values['registry'])
+    scheme, host = registry_mod.split_url(values['registry'])
+    registry_mod.check_transport(scheme, host, values['registry_tls_verify'],
+                                 values['registry_allow_insecure'],
+                                 '[native] registry_allow_insecure = true')
     namespace = values['registry_namespace'].strip('/')
     if namespace and not REPOSITORY_RE.match(namespace):
         raise ConfigError('[native] registry_namespace: %r is not a valid repository path'
@@ -218,6 +279,9 @@ def parse(parser):
         raise ConfigError('[native] storage_driver: expected overlay or vfs, got %r'
                           % values['storage_driver'])
     values['unique_tag_format'] = _check_unique_format(values['unique_tag_format'])
+    values['runtime'] = _check_runtime(values['runtime'], values['isolation'])
+    values['yum_repourl_networks'] = netrules.allowed_networks(
+        values['yum_repourl_allowed_networks'], '[native] yum_repourl_allowed_networks')
     if values['isolation'] == 'chroot' and values['network'] != 'host':
         # chroot isolation has no network namespace of its own: RUN steps always get the
         # host network, so any other setting would be silently wrong.

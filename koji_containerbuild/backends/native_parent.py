@@ -16,7 +16,6 @@ manifest exists) before Koji records the build; an untagged list blocks nothing,
 failed import leaves no tag that could stop a rebuild. Tags only follow a good import.
 """
 
-import json
 import os
 import re
 import secrets
@@ -26,7 +25,7 @@ import xmlrpc.client
 import koji
 
 from koji_containerbuild import (cg, native_build, ownership, registry as registry_mod, source,
-                                 supply_chain)
+                                 supply_chain, tag_guard)
 from koji_containerbuild.backends import native_cleanup, native_config, native_rerun
 from koji_containerbuild.backends.native_children import Children
 from koji_containerbuild.backends.native_common import short
@@ -104,6 +103,8 @@ class ParentBuild(object):
         self.warnings = list(getattr(plan, 'warnings', None) or [])
         self.registry = registry_mod.Registry(native.registry, **native.registry_kwargs())
         self.repository = repository_for(self.identity.name, native.registry_namespace)
+        tag_guard.check_binding(self.repository, self.identity.component,
+                                native.repository_binding)
         self.unique = unique_tag(native.unique_tag_format, plan.target['name'], self.task_id)
         self.children = Children(handler, native.poll_interval)
         # every step the outside world sees is preceded by fence.check (see ownership)
@@ -164,6 +165,9 @@ class ParentBuild(object):
     def _run(self):
         self._reserve()
         self.tags = self._tag_plan()
+        # before the first PUT (the per-arch pushes): may this build move these tags?
+        tag_guard.check_tags(self.registry, self.repository, self.tags, self.identity.component,
+                             arch_tags=['%s-%s' % (self.unique, a) for a in self.plan.arches])
         base_image, parent_build = self._koji_parent_build()
         repo_id = self._repo_id()
         self.children.cancel_leftovers()
@@ -366,10 +370,8 @@ class ParentBuild(object):
         repo = spec.split('/', 1)[1].split('@', 1)[0]
         digest = spec.split('@', 1)[1]
         try:
-            manifest = json.loads(self.registry.get_manifest(repo, digest)[1])
-            config = json.loads(self.registry.get_blob(repo, manifest['config']['digest']))
-            labels = (config.get('config') or {}).get('Labels') or {}
-            ident = source.image_identity(labels)
+            # registry answers are checked by one parser (registry.image_labels)
+            ident = source.image_identity(self.registry.image_labels(repo, digest))
         except koji.GenericError as exc:
             self.logger.info('parent image %s: no Koji NVR (%s)', image, exc)
             return None
@@ -406,7 +408,7 @@ class ParentBuild(object):
         self.fence.check('publishing the %s tags' % '/'.join(stages))
         cg.publish_manifest_list(self.registry, self.repository, arch_results, self.tags,
                                  stages=stages, log_line=self.logger.info,
-                                 scratch=self.scratch)
+                                 scratch=self.scratch, component=self.identity.component)
 
     def _publish_imported(self, arch_results, stages, build_id):
         """Publish tags of an imported build, retrying registry errors with backoff.
@@ -421,7 +423,7 @@ class ParentBuild(object):
                 return
             except BackendError as exc:
                 error = exc
-                if delay is None:
+                if delay is None or isinstance(exc, tag_guard.TagRefused):   # not transient
                     break
                 self.logger.warning('publishing %s failed, retrying in %ss: %s',
                                     '/'.join(stages), delay, short(exc))
@@ -559,6 +561,7 @@ def run_binary(handler, plan, config):
     reservation still BUILDING is refunded so the plan's NVR check passes.
     """
     native = native_config.from_builder_config(config)
+    native.check_registry()     # fails in seconds, before anything is reserved
     if callable(plan):
         done = settle_earlier(handler.session, handler.id, native.content_generator,
                               handler.logger)

@@ -26,7 +26,8 @@ gc.disable()
 try:
     import koji
 
-    from koji_containerbuild import buildah, cg, native_build, source, supply_chain
+    from koji_containerbuild import (buildah, cg, native_build, safe_files, source,
+                                     supply_chain, tag_guard)
     from koji_containerbuild.errors import ConfigError, OptionError, SourceError
     from koji_containerbuild.options import RELEASE_PATTERN, URL_PATTERN
     from koji_containerbuild.registry import Registry, check_repository
@@ -35,7 +36,6 @@ finally:
         gc.enable()
 
 PROG = 'koji-containerbuild'
-LOOPBACK = ('127.', 'localhost', '[::1]')
 TARGET_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
 
 
@@ -65,7 +65,12 @@ def parser():
     build.add_argument('--tls-verify', dest='tls_verify', action='store_true', default=True,
                        help='verify the registry TLS certificate (default)')
     build.add_argument('--no-tls-verify', dest='tls_verify', action='store_false',
-                       help='do not verify the registry certificate (loopback registries only)')
+                       help='do not verify the registry certificate (loopback registries '
+                            'only, unless --allow-insecure-registry)')
+    build.add_argument('--allow-insecure-registry', action='store_true',
+                       help='allow http:// or --no-tls-verify for a registry that is not on '
+                            'loopback (127.0.0.0/8, ::1, localhost); credentials and images '
+                            'then travel unprotected')
     build.add_argument('--authfile', metavar='FILE',
                        help='docker-style auth file with the registry credentials')
     build.add_argument('--release', metavar='R', help='release, overriding the release label')
@@ -73,7 +78,8 @@ def parser():
                        help='push under the unique tag only (no version-release/latest tags)')
     build.add_argument('--output-dir', metavar='DIR',
                        help='where metadata.json, logs and summary.json go '
-                            '(default: ./koji-containerbuild-output/<NVR>)')
+                            '(default: ./koji-containerbuild-output/<NVR>); created fresh, '
+                            'an earlier output there is replaced')
     build.add_argument('--repo-url', action='append', dest='repo_urls', metavar='URL',
                        default=[], help='URL of a .repo file to use in RUN steps (repeatable)')
     build.add_argument('--git-branch', metavar='B',
@@ -92,6 +98,9 @@ def parser():
                        help='buildah isolation for RUN steps (default: chroot)')
     build.add_argument('--network', default='host',
                        help='network for RUN steps (host with chroot isolation)')
+    build.add_argument('--runtime', metavar='RUNTIME',
+                       help='OCI runtime for --isolation oci (runc, crun or a path; '
+                            'default: buildah\'s)')
     build.add_argument('-q', '--quiet', action='store_true', help='do not echo build output')
     return top
 
@@ -133,6 +142,11 @@ def _check_args(args):
                           'of the unique tag' % (args.target,))
     if args.authfile and not os.path.isfile(args.authfile):
         raise ConfigError('--authfile %s does not exist' % args.authfile)
+    if args.runtime is not None:
+        from koji_containerbuild.backends.native_config import RUNTIME_RE
+        if args.isolation != 'oci' or not RUNTIME_RE.match(args.runtime):
+            raise OptionError('--runtime %r: give a program name (runc, crun) or an absolute '
+                              'path, with --isolation oci' % (args.runtime,))
     if (args.authfile or not args.tls_verify) and not args.registry:
         raise OptionError('--authfile and --no-tls-verify need --registry')
     arches = []
@@ -145,16 +159,16 @@ def _check_args(args):
 
 
 def _registry(args):
+    """The registry client, after the preflight: the scheme says what is used (http:// is
+    plain HTTP for buildah too), non-loopback hosts need https with verified TLS unless
+    --allow-insecure-registry, and the registry must answer with these settings."""
     if not args.registry:
         return None
     registry = Registry(args.registry, tls_verify=args.tls_verify,
-                        credentials_file=args.authfile)
-    loopback = registry.host.startswith(LOOPBACK)
-    if (registry.scheme == 'http' or not args.tls_verify) and not loopback:
-        raise ConfigError('Refusing plain HTTP or unverified TLS for %s: only loopback '
-                          'registries may skip TLS verification' % registry.host)
-    # buildah talks plain HTTP only with TLS verification off.
-    registry.tls_verify = registry.tls_verify and registry.scheme == 'https'
+                        credentials_file=args.authfile,
+                        allow_insecure=args.allow_insecure_registry,
+                        insecure_option='--allow-insecure-registry')
+    registry.check_access()
     return registry
 
 
@@ -261,18 +275,26 @@ def run_build(args):
         extra_tags, dropped = source.split_valid_tags(source.read_additional_tags(srcdir))
         source.check_tag_lengths(identity.version, identity.release, extra_tags)
         check_repository(identity.name)
-        output = os.path.abspath(args.output_dir or os.path.join(
+        # A fresh directory of ours: the default lies under the current directory,
+        # which may be the checkout being built (symlinks committed there are refused).
+        output = safe_files.make_output_dir(args.output_dir or os.path.join(
             'koji-containerbuild-output', identity.nvr))
-        os.makedirs(output, exist_ok=True)
         logs = _Logs(os.path.join(output, 'logs'), args.quiet)
         if args.storage_root:
             storage = buildah.Storage(args.storage_root, None, args.storage_driver)
         else:
             storage = buildah.Storage.temporary(workdir, args.storage_driver)
         settings = {'storage': storage, 'isolation': args.isolation, 'network': args.network,
+                    'runtime': args.runtime,
                     'pull': 'missing', 'image_dir': os.path.join(output, 'images')}
         repo_files = _fetch_repo_files(args.repo_urls, workdir)
         unique = cg.unique_tag(args.target)
+        tags = cg.tag_plan(identity, scratch=args.scratch, additional_tags=extra_tags,
+                           unique=unique)
+        if registry is not None:
+            # before the first push: may this component move these tags? (tag_guard)
+            tag_guard.check_tags(registry, identity.name, tags, identity.component,
+                                 arch_tags=['%s-%s' % (unique, a) for a in arches])
         results = []
         for arch in arches:
             log = logs.writer('%s.log' % arch)
@@ -287,13 +309,12 @@ def run_build(args):
             # tags are published and the metadata written.
             cleanup = threading.Thread(target=storage.destroy, name='storage-cleanup')
             cleanup.start()
-        tags = cg.tag_plan(identity, scratch=args.scratch, additional_tags=extra_tags,
-                           unique=unique)
         index = None
         if registry is not None:
             index = cg.publish_manifest_list(registry, identity.name, results, tags,
                                              log_line=logs.writer('%s.log' % arches[0]),
-                                             scratch=args.scratch)
+                                             scratch=args.scratch,
+                                             component=identity.component)
         logs.close()
         parent = results[0]
         metadata = cg.build_metadata(
@@ -332,12 +353,16 @@ def run_build(args):
 
 
 def _fetch_repo_files(urls, workdir):
-    """Download the --repo-url .repo files into workdir, with the builder's rules
-    (size bound, a [section] required, credentials redacted in errors)."""
+    """Download the --repo-url .repo files into workdir, with the builder's rules (size
+    and time bound, parsed as a yum repo config, credentials redacted in errors). The
+    URLs are the user's own: any address may be used, loopback included."""
     if not urls:
         return []
-    from koji_containerbuild.backends.native import fetch_repo_file
-    return [fetch_repo_file(url, os.path.join(workdir, 'repo-%d.repo' % number), 60)
+    import ipaddress
+    from koji_containerbuild import repofetch
+    anywhere = (ipaddress.ip_network('0.0.0.0/0'), ipaddress.ip_network('::/0'))
+    return [repofetch.fetch_repo_file(url, os.path.join(workdir, 'repo-%d.repo' % number), 60,
+                                      anywhere)
             for number, url in enumerate(urls)]
 
 

@@ -213,7 +213,8 @@ def test_repo_url_uses_the_builder_rules(examples, tmp_path, capsys):
     finally:
         server.shutdown()
         server.server_close()
-    assert rc == 1 and 'has no [section]' in err and len(err.strip().splitlines()) == 1, err
+    assert rc == 1 and 'outside a [repository] section' in err, err
+    assert len(err.strip().splitlines()) == 1, err
 
 
 def _git(path, *args):

@@ -247,3 +247,14 @@ def kojid_world(world_factory):
 
 def buildah_available():
     return shutil.which('buildah') is not None and os.geteuid() == 0
+
+
+@pytest.fixture(name='registry_url')
+def registry_url_per_test(tmp_path):
+    """Each test's hub double gets its own registry (replaces the session one above):
+    an NVR names one build per Koji, and the native backend refuses to move an NVR tag
+    that holds another build (tag_guard), so two hubs must not share one registry.
+    docker-distribution starts in well under a second."""
+    reg = RunningRegistry(str(tmp_path / 'registry'))
+    yield reg.url
+    reg.stop()
