@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 
+import koji
 import pytest
 
 from tests.doubles.hub_session import HubSessionDouble, make_task_handler_options
@@ -72,6 +73,12 @@ def hub():
     hub.add_user('alice')
     hub.add_container_target(TARGET, 'f40-container-build', 'x86_64 aarch64',
                              ['demo-container'])
+    # the Koji build the osbs double's runs report (koji-build-id 987654): the backend
+    # refuses a result naming a build the hub does not know
+    with hub._lock:
+        hub._create_build({'name': 'demo-container', 'version': '1.0', 'release': '1',
+                           'state': koji.BUILD_STATES['COMPLETE']},
+                          hub._ensure_user('alice'), build_id=987654)
     return hub
 
 

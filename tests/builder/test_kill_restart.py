@@ -9,7 +9,6 @@ import koji
 import pytest
 
 from tests.builder.conftest import TARGET, write_builder_conf
-from tests.builder.test_osbs_logs import osbs_build_on_hub  # noqa: F401 (autouse fixture)
 from tests.doubles.kojid import Kojid
 
 LINES = ['line %d' % i for i in range(20)]

@@ -10,7 +10,6 @@ from koji_containerbuild import errors
 from koji_containerbuild.backends import osbs_http
 from koji_containerbuild.backends.osbs import NOTES_LOG
 from tests.builder.conftest import TARGET, write_builder_conf
-from tests.builder.test_osbs_logs import osbs_build_on_hub  # noqa: F401 (autouse fixture)
 
 
 def _closed_port():

@@ -13,7 +13,6 @@ import pytest
 from koji_containerbuild import errors
 from koji_containerbuild.backends import osbs_run
 from tests.builder.conftest import TARGET
-from tests.builder.test_osbs_logs import osbs_build_on_hub  # noqa: F401 (autouse fixture)
 from tests.doubles.osbs._cluster import DEFAULT_RUN
 
 LINES = ['line %d' % i for i in range(6)]

@@ -8,7 +8,6 @@ import pytest
 
 from koji_containerbuild import errors
 from tests.builder.conftest import TARGET
-from tests.builder.test_osbs_logs import osbs_build_on_hub  # noqa: F401 (autouse fixture)
 
 
 def _src(git_daemon):

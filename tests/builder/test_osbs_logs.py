@@ -20,15 +20,6 @@ EXIT = ['exit: cleaning up', 'exit: done']
 TASKS = [['binary-container-build-x86-64', X86], ['binary-container-build-aarch64', ARM]]
 
 
-@pytest.fixture(autouse=True)
-def osbs_build_on_hub(hub):
-    """The Koji build the double's runs report (koji-build-id 987654)."""
-    with hub._lock:
-        hub._create_build({'name': 'demo-container', 'version': '1.0', 'release': '1',
-                           'state': koji.BUILD_STATES['COMPLETE']},
-                          hub._ensure_user('alice'), build_id=987654)
-
-
 def _run(make_task, git_daemon):
     return make_task('buildContainer', [git_daemon.url('demo'), TARGET,
                                         {'git_branch': 'main', 'scratch': False}])
