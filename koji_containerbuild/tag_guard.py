@@ -17,16 +17,22 @@ right before each publish step:
   component without its `-container` suffix.
 
 - a repository that already holds images of another component (the component of its
-  `latest` image, else of its first listed tag) takes no images of this one: first
+  `latest` image, else of its first listed tag that is not an attachment) takes no images of this one: first
   come, first served, so nobody can squat a tag (say, the next version) that the
   repository's owner will need.
 
 A violation fails the build before anything is published, naming every tag and owner.
 """
 
+import re
+
 from koji_containerbuild.errors import BackendError, OptionError
 
 COMPONENT_LABEL = 'com.redhat.component'
+# Artifacts attached to an image digest (supply_chain's SBOM/provenance, cosign-style
+# signatures) are not images of any component: they never decide who owns a repository.
+ATTACHMENT_TAG = re.compile(r'sha256-[0-9a-f]{64}\.(?:sbom|att|sig)\Z')
+OWNER_SAMPLE = 50     # tags read to find the first one that is an image
 
 
 class TagRefused(BackendError):
@@ -56,8 +62,9 @@ def repository_owner_problem(registry, repository, component):
     first listed tag. First come, first served: a component cannot squat tags (say the
     next version) in a repository another component uses."""
     found = registry.get_manifest(repository, 'latest', missing_ok=True)
-    tag = 'latest' if found is not None else next(iter(registry.first_tags(repository)),
-                                                  None)
+    tag = 'latest' if found is not None else next(
+        (t for t in registry.first_tags(repository, OWNER_SAMPLE)
+         if not ATTACHMENT_TAG.match(t)), None)
     if tag is None:
         return None
     try:

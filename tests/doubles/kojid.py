@@ -185,7 +185,9 @@ class Kojid(object):
                         for part in path.split('.'):
                             target = getattr(target, part)
                         reply = ('ok', target(*args, **kwargs))
-                except Exception as exc:
+                except (Exception, SystemExit) as exc:
+                    # SystemExit too: a hub hook running a task in this thread (the World's
+                    # in-process children) must not end the connection without an answer
                     try:
                         pickle.dumps(exc)
                         reply = ('err', exc)

@@ -64,7 +64,7 @@ def attachment(registry_url, repo, digest, suffix):
 
 def test_import_outputs_and_registry_attachments(world_factory, git_server, rpm_rootfs,
                                                  registry_url, repo_server):
-    world = world_factory()
+    world = world_factory(registry_extra='yum_repourl_allowed_networks = 127.0.0.0/8\n')
     src, sha = make_repo(git_server, 'sc-ok', {
         'Dockerfile': dockerfile(name='acme/sc-ok'), 'rootfs.tar': rpm_rootfs})
     task_id, result = world.run_parent(src, opts={'yum_repourls': [repo_server]})
