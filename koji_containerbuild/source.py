@@ -21,7 +21,7 @@ import koji
 import koji.daemon
 
 from koji_containerbuild import dockerfile, gitfetch, options as options_model, scmurl
-from koji_containerbuild.errors import ConfigError, SourceError
+from koji_containerbuild.errors import ConfigError, OptionError, SourceError
 
 DOCKERFILE = 'Dockerfile'
 ADDITIONAL_TAGS = 'additional-tags'
@@ -41,20 +41,18 @@ LABELS = (
 )
 REQUIRED = ('component', 'version', 'name')   # release: optional (auto-release)
 
-_FULL_SHA = re.compile(r'^(?:[0-9a-f]{40}|[0-9a-f]{64})$')
-_ABBREV_SHA = re.compile(r'^[0-9a-f]{4,39}$')
-_BAD_REF = re.compile(r'[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|^[-/.+]|[/.]$|\.lock$')
-_MODULE_RE = re.compile(r'^[A-Za-z0-9_.@+-]+(/[A-Za-z0-9_.@+-]+)*$')
+_FULL_SHA = re.compile(r'^(?:[0-9a-f]{40}|[0-9a-f]{64})\Z')
+_ABBREV_SHA = re.compile(r'^[0-9a-f]{4,39}\Z')
 _NOT_FOUND = ("couldn't find remote ref", 'not our ref', 'unadvertised object',
               'no such remote ref')
 _UNREACHABLE = ('could not read from remote', 'unable to connect', 'unable to access',
                 'connection refused', 'not allowed', 'does not appear to be a git repository',
                 'repository not found')
-_COMPONENT_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.+-]*$', re.ASCII)
-_VERSION_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.]*$', re.ASCII)
+_COMPONENT_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z', re.ASCII)
+_VERSION_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.]*\Z', re.ASCII)
 _REPO_PART = r'[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
-_NAME_RE = re.compile(r'^%s(?:/%s)*$' % (_REPO_PART, _REPO_PART), re.ASCII)
-_TAG_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.]{0,127}$', re.ASCII)
+_NAME_RE = re.compile(r'^%s(?:/%s)*\Z' % (_REPO_PART, _REPO_PART), re.ASCII)
+_TAG_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.]{0,127}\Z', re.ASCII)
 MAX_NAME = 255
 
 
@@ -130,11 +128,19 @@ def _secrets(url):
 
 
 def make_scm(scm_url, options):
-    """koji.daemon.SCM for `scm_url` (git only) or SourceError."""
+    """koji.daemon.SCM for `scm_url` (git only) or SourceError.
+
+    The URL is first checked with the rules the hub and the CLI use (scmurl), with the
+    builder's allow_password_in_scm_url: what the hub accepts, this accepts.
+    """
     secrets = _secrets(scm_url) if isinstance(scm_url, str) else []
     if not isinstance(scm_url, str) or not scm_url:
         raise SourceError('Invalid SCM URL: a non-empty string is required')
     allow_password = bool(getattr(options, 'allow_password_in_scm_url', False))
+    try:
+        scmurl.parse_source_url(scm_url, allow_password=allow_password)
+    except OptionError as exc:
+        raise SourceError(scmurl.redact(str(exc), secrets))
     try:
         scm = koji.daemon.SCM(scm_url, allow_password=allow_password)
     except koji.GenericError as exc:
@@ -161,36 +167,35 @@ def assert_scm_allowed(scm, options, session=None, policy_data=None):
         raise SourceError('SCM not allowed: %s' % scmurl.redact(str(exc), secrets))
 
 
-def _git_uri(scm):
+def _git_uri(scm, with_password=True):
     """The URL handed to git, the way kojid's SCM.checkout builds it."""
+    user = scm.user
+    if user and not with_password:
+        user = user.split(':', 1)[0]
     if scm.scmtype == 'GIT+SSH':
-        return 'git+ssh://%s@%s%s' % (scm.user, scm.host, scm.repository)
+        return 'git+ssh://%s@%s%s' % (user, scm.host, scm.repository)
     scheme = scm.scheme.split('+', 1)[1] if '+' in scm.scheme else scm.scheme
-    if scm.user:
-        return '%s%s@%s%s' % (scheme, scm.user, scm.host, scm.repository)
+    if user:
+        return '%s%s@%s%s' % (scheme, user, scm.host, scm.repository)
     return '%s%s%s' % (scheme, scm.host, scm.repository)
 
 
 def check_ref(ref):
-    """A revision that is safe to pass to git fetch (no refspec or option tricks)."""
-    if ref.startswith('origin/'):   # kojid accepts origin/<branch> too
+    """A revision that is safe to pass to git fetch (scmurl.check_ref_name, SourceError)."""
+    if isinstance(ref, str) and ref.startswith('origin/'):   # kojid accepts origin/<branch>
         ref = ref[len('origin/'):]
-    if not ref or len(ref) > 255 or _BAD_REF.search(ref):
-        raise SourceError('Invalid git revision %r in the SCM URL: use a branch, tag or '
-                          'commit' % (ref[:80],))
-    return ref
+    try:
+        return scmurl.check_ref_name(ref)
+    except OptionError as exc:
+        raise SourceError(str(exc))
 
 
 def check_module(module):
-    """The ?module part: a relative directory inside the repository, no tricks."""
-    module = (module or '').strip('/')
-    if not module:
-        return ''
-    if len(module) > 1024 or not _MODULE_RE.match(module) \
-            or any(part in ('.', '..', '.git') for part in module.split('/')):
-        raise SourceError('Invalid subdirectory %r in the SCM URL (after "?"): use a '
-                          'relative path of plain names' % (module[:80],))
-    return module
+    """The ?module part (scmurl.check_module) as SourceError."""
+    try:
+        return scmurl.check_module(module)
+    except OptionError as exc:
+        raise SourceError(str(exc))
 
 
 # ------------------------------------------------------------------ fetching
@@ -254,6 +259,11 @@ def _fetch_into(scm, scm_url, repodir, ref, module, logger, sparse, flatpak, tim
     if branch:
         _fetch_branch(git, ref, branch, commit, partial=sparse,
                       what=scmurl.redact(scm_url.rsplit('#', 1)[0], git.secrets))
+    if scm.user and ':' in scm.user:
+        # allow_password_in_scm_url: the password must not stay in .git/config, which a
+        # build context holds (COPY . bakes it into the image). Nothing is fetched later.
+        git_uri = _git_uri(scm, with_password=False)
+        git.run('remote', 'set-url', 'origin', git_uri, what='git remote set-url')
     srcdir = _inside(repodir, module, 'the subdirectory %r' % module)
     if not os.path.isdir(srcdir):
         raise SourceError('The subdirectory %r does not exist in %s at commit %s'
@@ -277,11 +287,10 @@ def _check_branch(branch):
         return None
     if not isinstance(branch, str) or not branch:
         raise SourceError('Invalid git branch %r: a branch name is required' % (branch,))
-    name = check_ref(branch)
-    if name.startswith('refs/') or _FULL_SHA.match(name):
-        raise SourceError('Invalid git branch %r: give the branch name, not a ref or commit'
-                          % (branch[:80],))
-    return name
+    try:
+        return scmurl.check_branch_name(branch)
+    except OptionError as exc:
+        raise SourceError(str(exc))
 
 
 # Depths tried, in order, when the date-bounded fetch did not reach the commit (commits

@@ -59,9 +59,10 @@ def valid_value(opt):
     if opt.vtype == 'bool':
         value = st.just(False) if opt.deprecated else st.booleans()
     elif opt.vtype == 'int':
-        value = st.integers(min_value=opt.minimum or 0, max_value=2 ** 63 - 1)
+        value = st.integers(min_value=opt.minimum or 0, max_value=opt.maximum or 2 ** 63 - 1)
     elif opt.vtype == 'list_int':
-        value = st.lists(st.integers(min_value=opt.minimum or 0, max_value=2 ** 63 - 1),
+        value = st.lists(st.integers(min_value=opt.minimum or 0,
+                                     max_value=opt.maximum or 2 ** 63 - 1),
                          max_size=3)
     elif opt.vtype == 'text':
         value = valid_text(opt)
@@ -69,7 +70,9 @@ def valid_value(opt):
         value = st.lists(valid_text(opt), max_size=3)
     else:
         json_leaf = (st.none() | st.booleans() | st.integers(-2 ** 63, 2 ** 63 - 1)
-                     | st.floats(allow_nan=False, allow_infinity=False)   # JSON numbers
+                     | st.floats(allow_nan=False, allow_infinity=False).filter(
+                         # JSON numbers; whole ones within 64 bits
+                         lambda f: not f.is_integer() or -2 ** 63 <= f <= 2 ** 63 - 1)
                      | st.text(clean_chars, max_size=10))
         value = st.dictionaries(st.text(clean_chars, max_size=8), st.recursive(
             json_leaf, lambda inner: st.lists(inner, max_size=3)
