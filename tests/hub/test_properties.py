@@ -6,6 +6,7 @@ Example counts are checked (not just requested): EXAMPLES sums to >= 10,000 and
 is recorded in docs/hub.md.
 """
 
+import functools
 import koji
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,6 +47,7 @@ clean_chars = st.characters(codec='utf-8', exclude_categories=('Cc', 'Cs'),
                             exclude_characters='\ufffe\uffff')
 
 
+@functools.lru_cache(maxsize=None)   # building a regex strategy is costly
 def valid_text(opt):
     if not opt.pattern:
         return st.text(clean_chars, min_size=1, max_size=30)

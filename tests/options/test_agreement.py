@@ -1,6 +1,7 @@
 """The three doors agree: hub validation, the builder's JSON schema and the CLI parser,
 all derived from the one options table."""
 
+import functools
 import json
 import optparse
 import re
@@ -45,6 +46,7 @@ edge_texts = st.sampled_from([
     'x' * (options.MAX_TEXT + 1), '1' * (options.MAX_TEXT + 1)])
 
 
+@functools.lru_cache(maxsize=None)   # building a regex strategy is costly
 def valid_text(opt):
     if opt.pattern:
         # control characters are refused whatever the pattern says
