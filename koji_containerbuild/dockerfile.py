@@ -14,8 +14,16 @@ was before that instruction, ENV overriding ARG, global ARGs usable in FROM only
 and a stage started `FROM <earlier stage>` inheriting that stage's labels and ENV.
 Labels of a parent image from a registry are not known here (documented in
 docs/source-checks.md).
+
+Lines and words are split the way buildah's parser does (checked against buildah
+build in tests/security/test_inputs_dockerfile.py), so what the checks read is what
+builds: lines end at \n only (one \r before it is dropped); blank and comment lines are
+recognized after trimming Go's unicode.IsSpace characters (GO_SPACE); the keyword, FROM
+words and the legacy `ENV key value` split on [\t\v\f\r ]; ENV/LABEL/ARG words split on
+GO_SPACE outside quotes. A form feed in a comment stays in the comment.
 """
 
+import collections
 import re
 
 from koji_containerbuild.errors import SourceError
@@ -25,8 +33,16 @@ MAX_VALUE = 256 * 1024                 # one expanded word
 MAX_EXPANSION = 16 * 1024 * 1024       # characters produced by expansion, whole file
 MAX_NESTING = 32                       # ${a:-${b:-...}} depth
 MAX_LINE_REPORT = 60                   # characters of a bad word quoted in messages
+MAX_FROM = 64                          # FROM instructions (stages), both backends
 
-_DIRECTIVE_RE = re.compile(r'^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*?)\s*$')
+# Go's unicode.IsSpace: what buildah trims around lines and splits LABEL/ENV/ARG words on.
+GO_SPACE = ('\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006'
+            '\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000')
+_GO_SPACE_SET = frozenset(GO_SPACE)
+# buildah's token separator: keyword from arguments, FROM words, legacy ENV/LABEL.
+_TOKEN_WS = re.compile('[\t\v\f\r ]+')
+
+_DIRECTIVE_RE = re.compile(r'#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=(.*)')
 _NAME_RE = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 _HEREDOC_RE = re.compile(r'<<(-?)\s*(["\']?)([A-Za-z0-9_.-]+)\2')
 _HEREDOC_INSTRUCTIONS = ('RUN', 'COPY', 'ADD')
@@ -38,7 +54,9 @@ class Dockerfile(object):
     froms: one dict per FROM instruction, in order: `image` (global ARGs expanded),
     `alias` (lower case, or None), `flags` (the `--...` words as written), `stage_ref`
     (True when `image` names an earlier stage), `first`/`last` (0-based indexes of the
-    instruction's first and last line in the text's splitlines()).
+    instruction's first and last line in the text split at \n), `start`/`end` (the
+    character range of the instruction in the decoded text, without the line ending:
+    what a pinned Dockerfile replaces, keeping every other byte).
     """
 
     def __init__(self, labels, env, base_image, stages, froms=()):
@@ -208,7 +226,7 @@ class _Lexer(object):
         in_word = False
         while i < n:
             ch = text[i]
-            if quote is None and ch in ' \t':
+            if quote is None and ch in _GO_SPACE_SET:
                 if in_word:
                     words.append(''.join(current))
                     current = []
@@ -237,8 +255,6 @@ class _Lexer(object):
 def _decode(data):
     if len(data) > MAX_DOCKERFILE:
         raise SourceError('Dockerfile is larger than %d bytes' % MAX_DOCKERFILE)
-    if data.startswith(b'\xef\xbb\xbf'):
-        data = data[3:]
     # Invalid UTF-8 is tolerated in comments and RUN lines; a label or variable
     # holding it is refused where it is used (see _check_text).
     return data.decode('utf-8', 'surrogateescape')
@@ -253,62 +269,92 @@ def _check_text(text, lineno, what):
         raise SourceError('Dockerfile line %d: %s contains a NUL character' % (lineno, what))
 
 
+def _lines(text):
+    """[(start offset, line)] split like buildah: at \n only, one \r before it dropped,
+    a byte order mark at the start ignored."""
+    result = []
+    start = 0
+    for line in text.split('\n'):
+        offset = start
+        start += len(line) + 1
+        if not result and line.startswith('\ufeff'):
+            line = line[1:]
+            offset += 1
+        if line.endswith('\r'):
+            line = line[:-1]
+        result.append((offset, line))
+    return result
+
+
+def _skipped(line):
+    """Blank and comment lines (after Go's whitespace trim) are not instructions."""
+    stripped = line.lstrip(GO_SPACE)
+    return not stripped or stripped.startswith('#')
+
+
+def _continues(line, escape):
+    """Index of the line-continuation escape ending `line` (then only spaces/tabs), or -1."""
+    body = line.rstrip(' \t')
+    return len(body) - 1 if body.endswith(escape) else -1
+
+
 def _logical_lines(text):
-    """Yield (lineno, last lineno, line, escape) for each instruction, joined across
-    continuations (1-based line numbers); comments and blanks skipped."""
-    lines = text.splitlines()
+    """Yield (lineno, last lineno, line, escape, start, end) for each instruction, joined
+    across continuations (1-based line numbers; start/end: its character range in
+    `text`); comments and blanks skipped."""
+    lines = _lines(text)
     escape = '\\'
     index = 0
     # Parser directives: only at the very top, before any other line.
     while index < len(lines):
-        match = _DIRECTIVE_RE.match(lines[index].strip())
+        match = _DIRECTIVE_RE.fullmatch(lines[index][1].strip(' \t'))
         if not match:
             break
         if match.group(1).lower() == 'escape':
-            if match.group(2) not in ('\\', '`'):
+            value = match.group(2).strip(' \t')
+            if value not in ('\\', '`'):
                 raise SourceError('Dockerfile line %d: invalid escape directive %r (use \\ '
-                                  'or `)' % (index + 1, _short(match.group(2))))
-            escape = match.group(2)
+                                  'or `)' % (index + 1, _short(value)))
+            escape = value
         index += 1
-    continuation = re.compile(re.escape(escape) + r'[ \t]*$')
-    heredocs = []
+    heredocs = collections.deque()
     while index < len(lines):
-        raw = lines[index]
+        offset, raw = lines[index]
         index += 1
         if heredocs:
             strip_tabs, word = heredocs[0]
             body = raw.lstrip('\t') if strip_tabs else raw
             if body == word:
-                heredocs.pop(0)
+                heredocs.popleft()
             continue
-        stripped = raw.strip()
-        if not stripped or stripped.startswith('#'):
+        if _skipped(raw):
             continue
         start = index
         parts = []
         line = raw
+        end = offset + len(raw)
         while True:
-            match = continuation.search(line)
-            if not match:
+            cut = _continues(line, escape)
+            if cut < 0:
                 parts.append(line)
                 break
-            parts.append(line[:match.start()])
-            # Skip comment and empty lines inside a continuation, as Docker does.
-            while index < len(lines) and (not lines[index].strip()
-                                          or lines[index].strip().startswith('#')):
+            parts.append(line[:cut])
+            # Skip comment and empty lines inside a continuation, as buildah does.
+            while index < len(lines) and _skipped(lines[index][1]):
                 index += 1
             if index >= len(lines):
                 break
-            line = lines[index]
+            line_offset, line = lines[index]
+            end = line_offset + len(line)
             index += 1
-        joined = ''.join(parts).strip()
+        joined = ''.join(parts).strip(GO_SPACE)
         if not joined:
             continue
-        keyword = joined.split(None, 1)[0].upper()
+        keyword = _TOKEN_WS.split(joined, 1)[0].upper()
         if keyword in _HEREDOC_INSTRUCTIONS:
             for match in _HEREDOC_RE.finditer(joined):
                 heredocs.append((match.group(1) == '-', match.group(3)))
-        yield start, index, joined, escape
+        yield start, index, joined, escape, offset, end
 
 
 def _pairs(lexer, keyword):
@@ -323,9 +369,12 @@ def _pairs(lexer, keyword):
         if len(words) < 2:
             lexer.error('%s %s needs a value (use %s key=value)'
                         % (keyword, _short(words[0]), keyword))
-        key = lexer.expand(words[0])
-        value = lexer.text.strip().split(None, 1)[1]
-        return [(key, lexer.expand(value.strip()))]
+        # buildah splits this form on [\t\v\f\r ] only (not on every word separator)
+        legacy = _TOKEN_WS.split(lexer.text.strip(GO_SPACE), 1)
+        if len(legacy) < 2:
+            lexer.error('%s %s needs a value (use %s key=value)'
+                        % (keyword, _short(legacy[0]), keyword))
+        return [(lexer.expand(legacy[0]), lexer.expand(legacy[1]))]
     pairs = []
     for word in words:
         if '=' not in word:
@@ -339,7 +388,11 @@ def _pairs(lexer, keyword):
 
 
 def parse(data, build_args=None):
-    """Parse Dockerfile bytes; return a Dockerfile. Raises SourceError only."""
+    """Parse Dockerfile bytes; return a Dockerfile. Raises SourceError only.
+
+    Linear in the size of the file: no per-instruction copies of the environment, the
+    number of stages bounded while parsing (MAX_FROM).
+    """
     if isinstance(data, str):
         data = data.encode('utf-8', 'surrogateescape')
     text = _decode(data)
@@ -347,23 +400,30 @@ def parse(data, build_args=None):
     budget = _Budget(MAX_EXPANSION)
     global_args = {}      # ARGs before the first FROM: usable in FROM lines
     stages = []           # [{'name', 'labels', 'env', 'args', 'base'}]
+    named = {}            # stage name -> the last stage of that name
     stage = None
+    scope = global_args
     froms = []
-    for lineno, last, line, escape in _logical_lines(text):
-        parts = line.split(None, 1)
+    for lineno, last, line, escape, start, end in _logical_lines(text):
+        parts = _TOKEN_WS.split(line, 1)
         keyword = parts[0].upper()
         rest = parts[1] if len(parts) > 1 else ''
         if keyword == 'FROM':
-            stage, entry = _from(rest, lineno, escape, global_args, stages, budget)
-            entry.update(first=lineno - 1, last=last - 1)
+            if len(froms) >= MAX_FROM:
+                raise SourceError('Dockerfile line %d: more than %d FROM instructions'
+                                  % (lineno, MAX_FROM))
+            stage, entry = _from(rest, lineno, escape, global_args, named, budget)
+            entry.update(first=lineno - 1, last=last - 1, start=start, end=end)
             stages.append(stage)
+            if stage['name'] is not None:
+                named[stage['name']] = stage
             froms.append(entry)
+            scope = _Scope(stage)
             continue
         if keyword not in ('ARG', 'ENV', 'LABEL'):
             continue
         if stage is None and keyword != 'ARG':
             raise SourceError('Dockerfile line %d: %s before the first FROM' % (lineno, keyword))
-        scope = global_args if stage is None else _scope(stage)
         lexer = _Lexer(rest, escape, scope, lineno, budget)
         for key, value in _pairs(lexer, keyword):
             _check_key(key, lineno, keyword)
@@ -384,10 +444,17 @@ def parse(data, build_args=None):
                       froms=froms)
 
 
-def _scope(stage):
-    scope = dict(stage['args'])
-    scope.update(stage['env'])   # ENV always overrides ARG
-    return scope
+class _Scope(object):
+    """The variables of a stage: ENV over ARG, looked up without copying either."""
+
+    def __init__(self, stage):
+        self.env = stage['env']
+        self.args = stage['args']
+
+    def get(self, name, default=None):
+        if name in self.env:
+            return self.env[name]
+        return self.args.get(name, default)
 
 
 def _check_key(key, lineno, keyword):
@@ -412,10 +479,13 @@ def _arg(stage, global_args, build_args, key, default):
         target.setdefault(key, '')
 
 
-def _from(rest, lineno, escape, global_args, stages, budget):
-    """(stage, FROM entry) of a FROM instruction; only global ARGs expand in it."""
+def _from(rest, lineno, escape, global_args, named, budget):
+    """(stage, FROM entry) of a FROM instruction; only global ARGs expand in it.
+
+    Words split like buildah's FROM: on [\\t\\v\\f\\r ], quotes not grouping words.
+    """
     lexer = _Lexer(rest, escape, global_args, lineno, budget)
-    words = lexer.words()
+    words = [w for w in _TOKEN_WS.split(rest.strip(GO_SPACE)) if w]
     flags = [w for w in words if w.startswith('--')]
     words = [w for w in words if not w.startswith('--')]
     if not words:
@@ -431,12 +501,10 @@ def _from(rest, lineno, escape, global_args, stages, budget):
         raise SourceError('Dockerfile line %d: FROM image is empty after ARG expansion'
                           % lineno)
     stage = {'name': name, 'labels': {}, 'env': {}, 'args': {}, 'base': image}
-    stage_ref = False
-    for earlier in reversed(stages):
-        if earlier['name'] is not None and earlier['name'] == image.lower():
-            stage['labels'] = dict(earlier['labels'])
-            stage['env'] = dict(earlier['env'])
-            stage['base'] = earlier['base']
-            stage_ref = True
-            break
-    return stage, {'image': image, 'alias': name, 'flags': flags, 'stage_ref': stage_ref}
+    earlier = named.get(image.lower())
+    if earlier is not None:
+        stage['labels'] = dict(earlier['labels'])
+        stage['env'] = dict(earlier['env'])
+        stage['base'] = earlier['base']
+    return stage, {'image': image, 'alias': name, 'flags': flags,
+                   'stage_ref': earlier is not None}

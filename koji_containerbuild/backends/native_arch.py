@@ -72,19 +72,16 @@ def fetch_repo_file(url, path, timeout):
 
 
 def rewrite_base(text, base_image):
-    """Dockerfile text with the final stage's base replaced by `base_image`
-    (koji_parent_build); FROM scratch cannot be replaced."""
+    """Dockerfile text (bytes, or str) with the final stage's base replaced by
+    `base_image` (koji_parent_build): only that FROM instruction's characters change;
+    FROM scratch cannot be replaced."""
     froms = native_build.from_instructions(text)
     final = froms[-1]
     aliases = set(f['alias'] for f in froms[:-1] if f['alias'])
     if final['image'] == 'scratch' or final['image'].lower() in aliases:
         raise OptionError('koji_parent_build cannot replace FROM %s' % final['image'])
-    lines = text.splitlines()
-    words = ['FROM'] + final['flags'] + [base_image]
-    if final['alias']:
-        words += ['AS', final['alias']]
-    lines[final['first']:final['last'] + 1] = [' '.join(words)]
-    return '\n'.join(lines) + '\n'
+    return native_build.replace_froms(text, [(final, native_build.from_text(final,
+                                                                            base_image))])
 
 
 class ArchBuild(object):
@@ -165,10 +162,10 @@ class ArchBuild(object):
             raise BackendError('%s not found in %s' % (dockerfile, scmurl.redact(self.src)))
         if params['base_image']:
             path = os.path.join(srcdir, dockerfile)
-            with open(path) as f:
+            with open(path, 'rb') as f:
                 text = f.read()
             dockerfile = '.Dockerfile.koji-parent'
-            with open(os.path.join(srcdir, dockerfile), 'w') as f:
+            with open(os.path.join(srcdir, dockerfile), 'wb') as f:
                 f.write(rewrite_base(text, params['base_image']))
             log_line('koji_parent_build: final stage FROM %s' % params['base_image'])
         repos_dir = os.path.join(workdir, 'repos')
