@@ -30,6 +30,7 @@ CONTAINER_YAML = 'container.yaml'
 CHECK_FILES = (DOCKERFILE, ADDITIONAL_TAGS, CONTAINER_YAML)
 MAX_SMALL_FILE = 1024 * 1024          # additional-tags, container.yaml
 MAX_TAG = 128                          # registry tag limit
+MAX_ADDITIONAL_TAGS = 64               # each one is a registry PUT per build
 CHECKOUT_DIR = 'source'
 
 # Labels in order of preference (first found wins).
@@ -543,8 +544,8 @@ def _first_line(exc):
 def read_additional_tags(srcdir, container_yaml=None):
     """Extra tags: container.yaml `tags:` if it has any, else the additional-tags file.
 
-    Returns the tags in file order without duplicates (length and characters are checked
-    by check_tag_lengths and split_valid_tags).
+    Returns the tags in file order without duplicates, at most MAX_ADDITIONAL_TAGS
+    (length and characters are checked by check_tag_lengths and split_valid_tags).
     """
     if container_yaml is None:
         container_yaml = read_container_yaml(srcdir)
@@ -559,14 +560,17 @@ def read_additional_tags(srcdir, container_yaml=None):
             return []
         data = read_file(path, MAX_SMALL_FILE, ADDITIONAL_TAGS)
         try:
-            raw = data.decode('utf-8').splitlines()
+            # lines end at \n only (as the OSBS tooling reads them); a tag holding another
+            # separator (\x0c, \x85, \u2028...) is invalid and dropped by split_valid_tags
+            raw = data.decode('utf-8').split('\n')
         except UnicodeDecodeError:
             raise SourceError('%s is not valid UTF-8' % ADDITIONAL_TAGS)
-    tags = []
-    for item in raw:
-        tag = item.strip()
-        if tag and tag not in tags:
-            tags.append(tag)
+    # dict: insertion-ordered and linear (a list membership test was quadratic)
+    tags = list(dict.fromkeys(t for t in (item.strip() for item in raw) if t))
+    if len(tags) > MAX_ADDITIONAL_TAGS:
+        raise SourceError('%d additional tags (%s); at most %d are allowed'
+                          % (len(tags), 'container.yaml "tags"' if yaml_tags else ADDITIONAL_TAGS,
+                             MAX_ADDITIONAL_TAGS))
     return tags
 
 
