@@ -28,9 +28,10 @@ import re
 
 from koji_containerbuild.errors import SourceError
 
-MAX_DOCKERFILE = 4 * 1024 * 1024      # bytes read from the file
+MAX_DOCKERFILE = 1024 * 1024          # bytes read from the file
 MAX_VALUE = 256 * 1024                 # one expanded word
-MAX_EXPANSION = 16 * 1024 * 1024       # characters produced by expansion, whole file
+MAX_EXPANSION = 4 * 1024 * 1024        # characters produced by expansion, whole file
+MAX_KEYS = 4096                        # ENV, ARG or LABEL names of one stage
 MAX_NESTING = 32                       # ${a:-${b:-...}} depth
 MAX_LINE_REPORT = 60                   # characters of a bad word quoted in messages
 MAX_FROM = 64                          # FROM instructions (stages), both backends
@@ -46,6 +47,10 @@ _DIRECTIVE_RE = re.compile(r'#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=(.*)')
 _NAME_RE = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 _HEREDOC_RE = re.compile(r'<<(-?)\s*(["\']?)([A-Za-z0-9_.-]+)\2')
 _HEREDOC_INSTRUCTIONS = ('RUN', 'COPY', 'ADD')
+_GO_SPACE_RE = re.compile('[%s]+' % GO_SPACE)
+_QUOTING = dict((esc, re.compile('["\'%s]' % re.escape(esc))) for esc in ('\\', '`'))
+# What expand() acts on, per escape character.
+_SPECIAL = dict((esc, re.compile('[$"\'%s]' % re.escape(esc))) for esc in ('\\', '`'))
 
 
 class Dockerfile(object):
@@ -106,13 +111,21 @@ class _Lexer(object):
         """Expand variables in `word` and (with quotes) remove quoting, like ProcessWord."""
         if depth > MAX_NESTING:
             self.error('variable substitutions nested too deeply')
+        special = _SPECIAL[self.escape]
+        if not special.search(word):
+            # nothing to expand or unquote (most words): the word itself
+            if word:
+                self.budget.spend(len(word), self.lineno)
+                if len(word) > MAX_VALUE:
+                    self.error('a value is longer than %d characters after expansion'
+                               % MAX_VALUE)
+            return word
         out = []
         size = 0
         i = 0
         n = len(word)
         quote = None
         esc = self.escape
-        special = re.compile('[$"\'%s]' % re.escape(esc))
         while i < n:
             ch = word[i]
             piece = None
@@ -217,6 +230,8 @@ class _Lexer(object):
 
     def words(self):
         """Split into raw words on unquoted, unescaped whitespace (quotes kept)."""
+        if not _QUOTING[self.escape].search(self.text):
+            return [w for w in _GO_SPACE_RE.split(self.text) if w]
         words = []
         current = []
         quote = None
@@ -260,7 +275,12 @@ def _decode(data):
     return data.decode('utf-8', 'surrogateescape')
 
 
-def _check_text(text, lineno, what):
+def _check_text(text, lineno, what, key=None):
+    """Refuse invalid UTF-8 and NUL; `what` (+ the short `key`) names the value."""
+    if text.isascii() and '\x00' not in text:
+        return
+    if key is not None:
+        what = '%s %s' % (what, _short(key))
     try:
         text.encode('utf-8')
     except UnicodeEncodeError:
@@ -269,21 +289,43 @@ def _check_text(text, lineno, what):
         raise SourceError('Dockerfile line %d: %s contains a NUL character' % (lineno, what))
 
 
-def _lines(text):
-    """[(start offset, line)] split like buildah: at \n only, one \r before it dropped,
-    a byte order mark at the start ignored."""
-    result = []
-    start = 0
-    for line in text.split('\n'):
-        offset = start
-        start += len(line) + 1
-        if not result and line.startswith('\ufeff'):
+class _Lines(object):
+    """The lines of `text` one at a time, split like buildah: at \n only, one \r before
+    it dropped, a byte order mark at the start ignored. No list of all lines is built
+    (millions of short lines would cost far more memory than the file)."""
+
+    def __init__(self, text):
+        self.text = text
+        self.pos = 0
+        self.number = 0          # 1-based number of the last line read
+        self.pushed = None
+
+    def next(self):
+        """(offset, line) of the next line, or None at the end."""
+        if self.pushed is not None:
+            item, self.pushed = self.pushed, None
+            self.number += 1
+            return item
+        text = self.text
+        if self.pos > len(text):
+            return None
+        end = text.find('\n', self.pos)
+        if end < 0:
+            end = len(text)
+        offset = self.pos
+        line = text[offset:end]
+        self.pos = end + 1
+        if self.number == 0 and line.startswith('\ufeff'):
             line = line[1:]
             offset += 1
         if line.endswith('\r'):
             line = line[:-1]
-        result.append((offset, line))
-    return result
+        self.number += 1
+        return offset, line
+
+    def push_back(self, item):
+        self.pushed = item
+        self.number -= 1
 
 
 def _skipped(line):
@@ -302,25 +344,29 @@ def _logical_lines(text):
     """Yield (lineno, last lineno, line, escape, start, end) for each instruction, joined
     across continuations (1-based line numbers; start/end: its character range in
     `text`); comments and blanks skipped."""
-    lines = _lines(text)
+    lines = _Lines(text)
     escape = '\\'
-    index = 0
     # Parser directives: only at the very top, before any other line.
-    while index < len(lines):
-        match = _DIRECTIVE_RE.fullmatch(lines[index][1].strip(' \t'))
+    while True:
+        item = lines.next()
+        if item is None:
+            return
+        match = _DIRECTIVE_RE.fullmatch(item[1].strip(' \t'))
         if not match:
+            lines.push_back(item)
             break
         if match.group(1).lower() == 'escape':
             value = match.group(2).strip(' \t')
             if value not in ('\\', '`'):
                 raise SourceError('Dockerfile line %d: invalid escape directive %r (use \\ '
-                                  'or `)' % (index + 1, _short(value)))
+                                  'or `)' % (lines.number, _short(value)))
             escape = value
-        index += 1
     heredocs = collections.deque()
-    while index < len(lines):
-        offset, raw = lines[index]
-        index += 1
+    while True:
+        item = lines.next()
+        if item is None:
+            return
+        offset, raw = item
         if heredocs:
             strip_tabs, word = heredocs[0]
             body = raw.lstrip('\t') if strip_tabs else raw
@@ -329,7 +375,7 @@ def _logical_lines(text):
             continue
         if _skipped(raw):
             continue
-        start = index
+        start = lines.number
         parts = []
         line = raw
         end = offset + len(raw)
@@ -340,13 +386,13 @@ def _logical_lines(text):
                 break
             parts.append(line[:cut])
             # Skip comment and empty lines inside a continuation, as buildah does.
-            while index < len(lines) and _skipped(lines[index][1]):
-                index += 1
-            if index >= len(lines):
+            item = lines.next()
+            while item is not None and _skipped(item[1]):
+                item = lines.next()
+            if item is None:
                 break
-            line_offset, line = lines[index]
+            line_offset, line = item
             end = line_offset + len(line)
-            index += 1
         joined = ''.join(parts).strip(GO_SPACE)
         if not joined:
             continue
@@ -354,7 +400,7 @@ def _logical_lines(text):
         if keyword in _HEREDOC_INSTRUCTIONS:
             for match in _HEREDOC_RE.finditer(joined):
                 heredocs.append((match.group(1) == '-', match.group(3)))
-        yield start, index, joined, escape, offset, end
+        yield start, lines.number, joined, escape, offset, end
 
 
 def _pairs(lexer, keyword):
@@ -428,13 +474,17 @@ def parse(data, build_args=None):
         for key, value in _pairs(lexer, keyword):
             _check_key(key, lineno, keyword)
             if value is not None:
-                _check_text(value, lineno, '%s %s' % (keyword, _short(key)))
+                _check_text(value, lineno, keyword, key)
             if keyword == 'ARG':
                 _arg(stage, global_args, build_args, key, value)
-            elif keyword == 'ENV':
-                stage['env'][key] = value
+                target = global_args if stage is None else stage['args']
             else:
-                stage['labels'][key] = value
+                target = stage['env'] if keyword == 'ENV' else stage['labels']
+                target[key] = value
+            if len(target) > MAX_KEYS:
+                # bounds what a stage inherits (copied at each FROM <stage>)
+                raise SourceError('Dockerfile line %d: more than %d %s names in one stage'
+                                  % (lineno, MAX_KEYS, keyword))
         # ENV/LABEL values of one instruction all see the environment from before it:
         # _pairs expanded every word before any assignment above.
     if stage is None:
@@ -460,7 +510,7 @@ class _Scope(object):
 def _check_key(key, lineno, keyword):
     if not key:
         raise SourceError('Dockerfile line %d: %s names can not be blank' % (lineno, keyword))
-    _check_text(key, lineno, '%s name %s' % (keyword, _short(key)))
+    _check_text(key, lineno, '%s name' % keyword, key)
 
 
 def _arg(stage, global_args, build_args, key, default):

@@ -210,9 +210,19 @@ def test_env_lines_at_the_size_limit_parse():
     line = b'ENV V%d=x\n'
     data = b'FROM scratch\n'
     count = (dockerfile.MAX_DOCKERFILE - 200) // len(line % 999999)
-    data += b''.join(line % i for i in range(count)) + b'LABEL a=$V7\n'
+    data += b''.join(line % (i % dockerfile.MAX_KEYS) for i in range(count))
+    data += b'LABEL a=$V7\n'
     assert len(data) <= dockerfile.MAX_DOCKERFILE
     assert dockerfile.parse(data).labels == {'a': 'x'}
+
+
+@pytest.mark.parametrize('keyword', ['ENV', 'LABEL', 'ARG'])
+def test_names_per_stage_bounded(keyword):
+    data = b'FROM scratch\n' + b''.join(b'%s K%d=1\n' % (keyword.encode(), i)
+                                        for i in range(dockerfile.MAX_KEYS + 1))
+    with pytest.raises(SourceError, match='more than %d %s names' % (dockerfile.MAX_KEYS,
+                                                                      keyword)):
+        dockerfile.parse(data)
 
 
 def test_oversized_file_refused():
