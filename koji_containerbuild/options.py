@@ -29,7 +29,7 @@ ALL_KINDS = frozenset(KINDS)
 # Python's '$' also matches before a final newline: '(?!\n)' after it refuses that
 # (and is valid in the JSON schema's ECMA 262 regexes too).
 ARCH_RE = r'[A-Za-z0-9_]+'
-ARCH_LIST_PATTERN = r'^\s*(%s(\s+%s)*)?\s*$' % (ARCH_RE, ARCH_RE)
+ARCH_LIST_PATTERN = r'^\s*(%s(\s+%s)*)?\s*$(?!\n)' % (ARCH_RE, ARCH_RE)
 # osbs-client's release rule: a digit first, alphanumeric groups joined by '.' or '_'.
 RELEASE_PATTERN = r'^[0-9][0-9A-Za-z]*([._][0-9A-Za-z]+)*$(?!\n)'
 DEP_REPLACEMENT_PATTERN = r'^[^:\s]+:[^:\s]+:[^:\s]+(:[^:\s]+)?$(?!\n)'

@@ -61,7 +61,7 @@ MAX_METADATA_BYTES = 16 * 1024 * 1024
 MAX_MARKER_PATH = 4096
 
 _USER_WARNING_RE = re.compile(r'^.+? - USER_WARNING - (\{.*\})\n?$', re.DOTALL)
-_PLATFORM_RE = re.compile(r'^[A-Za-z0-9_]{1,64}$')
+_PLATFORM_RE = re.compile(r'^[A-Za-z0-9_]{1,64}\Z')
 _OWN_LOGS = (BUILD_LOG, REMOTE_SOURCES_LOG, USER_WARNINGS_LOG)
 
 

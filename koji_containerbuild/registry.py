@@ -26,9 +26,9 @@ ACCEPT_ALL = ', '.join((MEDIA_LIST, MEDIA_V2S2, MEDIA_OCI_INDEX, MEDIA_OCI))
 LIST_TYPES = (MEDIA_LIST, MEDIA_OCI_INDEX)
 MAX_MANIFEST = 4 * 1024 * 1024
 MAX_BLOB = 64 * 1024 * 1024
-_REPO_RE = re.compile(r'^[a-z0-9]+(?:[._-][a-z0-9]+|__)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$')
-_TAG_RE = re.compile(r'^[\w][\w.-]{0,127}$')
-_DIGEST_RE = re.compile(r'^sha256:[0-9a-f]{64}$')
+_REPO_RE = re.compile(r'^[a-z0-9]+(?:[._-][a-z0-9]+|__)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*\Z')
+_TAG_RE = re.compile(r'^[\w][\w.-]{0,127}\Z')
+_DIGEST_RE = re.compile(r'^sha256:[0-9a-f]{64}\Z')
 
 
 def _is_loopback(host):
@@ -60,7 +60,7 @@ def split_url(url):
     """('https', 'host:port') for a registry URL or bare host[:port] (https by default)."""
     if not isinstance(url, str) or not url.strip():
         raise ConfigError('Registry URL is empty')
-    match = re.match(r'^(?:(https?)://)?([A-Za-z0-9.-]+(?::\d+)?)/?$', url.strip())
+    match = re.match(r'^(?:(https?)://)?([A-Za-z0-9.-]+(?::\d+)?)/?\Z', url.strip())
     if not match:
         raise ConfigError('Invalid registry URL %r: expected [https://]host[:port]'
                           % (url,))

@@ -28,7 +28,7 @@ def _check_params(arch, params):
     missing = [k for k in PARAM_KEYS if k not in params]
     if missing:
         raise OptionError('createContainer: missing params %s' % ', '.join(missing))
-    if not re.match(r'^[A-Za-z0-9_]+$', str(arch)):
+    if not re.match(r'^[A-Za-z0-9_]+\Z', str(arch)):
         raise OptionError('createContainer: invalid arch %r' % (arch,))
     rel = params['dockerfile']
     if not isinstance(rel, str) or os.path.isabs(rel) or '..' in rel.split('/'):

@@ -32,7 +32,7 @@ from koji_containerbuild.logs import LogRelay, hub_output_sizes
 from koji_containerbuild.osbs_logs import OsbsLogRouter
 
 NOT_INSTALLED = 'osbs-client is not installed on this builder'
-_RUN_NAME_RE = re.compile(r'^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$')
+_RUN_NAME_RE = re.compile(r'^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\Z')
 MAX_REPOSITORIES = 1000
 MAX_MESSAGE = 8000
 
@@ -212,7 +212,7 @@ def success_result(results, scratch, warnings, logger):
     build_id = results.get('koji-build-id')
     koji_builds = []
     if build_id is not None and not isinstance(build_id, bool) and \
-            re.match(r'^[1-9][0-9]{0,18}$', str(build_id)):
+            re.match(r'^[1-9][0-9]{0,18}\Z', str(build_id)):
         koji_builds = [str(build_id)]
     elif build_id is not None:
         logger.warning('Ignoring invalid koji-build-id %r', str(build_id)[:100])

@@ -36,7 +36,7 @@ finally:
 
 PROG = 'koji-containerbuild'
 LOOPBACK = ('127.', 'localhost', '[::1]')
-TARGET_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
+TARGET_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z')
 
 
 class LocalOptions(object):

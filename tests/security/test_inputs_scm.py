@@ -173,3 +173,26 @@ def test_password_is_used_but_not_left_in_the_build_context(dumb_http_repo, tmp_
     assert found == []
     with open(os.path.join(checkout.repodir, '.git', 'config')) as handle:
         assert 'bob@127.0.0.1' in handle.read()
+
+
+def test_no_python_regex_anchored_with_dollar():
+    """`$` also matches before a final newline ('main\\n' passes '^main$'): Python-only
+    patterns end with \\Z (or use fullmatch); patterns shared with a JSON schema (ECMA
+    262 has no \\Z) end with $(?!\\n)."""
+    import re as re_mod
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    dollar = re_mod.compile(r'''(?<![\\\[])\$['"]''')   # not escaped, not '[$'
+    found = []
+    for top in ('koji_containerbuild', 'builder', 'hub', 'cli'):
+        for dirpath, _, names in os.walk(os.path.join(root, top)):
+            for name in names:
+                if not name.endswith('.py'):
+                    continue
+                path = os.path.join(dirpath, name)
+                with open(path) as handle:
+                    for number, line in enumerate(handle, 1):
+                        if ('re.' in line or '_RE' in line or 'PATTERN' in line) \
+                                and dollar.search(line) and '(?!\\n)' not in line \
+                                and '\\n?$' not in line:
+                            found.append('%s:%d' % (os.path.relpath(path, root), number))
+    assert found == []

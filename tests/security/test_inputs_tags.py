@@ -5,13 +5,16 @@ import pytest
 from koji_containerbuild import source
 from koji_containerbuild.errors import SourceError
 
+
 def write(tmp_path, data):
     (tmp_path / 'additional-tags').write_bytes(data)
     return str(tmp_path)
 
+
 def test_duplicates_removed_in_file_order(tmp_path):
     srcdir = write(tmp_path, b'b\na\n b \n\n\r\na\r\nc\n')
     assert source.read_additional_tags(srcdir, container_yaml={}) == ['b', 'a', 'c']
+
 
 @pytest.mark.parametrize('count', [source.MAX_ADDITIONAL_TAGS + 1, 100000])
 def test_too_many_tags_refused_naming_the_limit(tmp_path, count):
@@ -19,10 +22,12 @@ def test_too_many_tags_refused_naming_the_limit(tmp_path, count):
     with pytest.raises(SourceError, match='at most %d' % source.MAX_ADDITIONAL_TAGS):
         source.read_additional_tags(srcdir, container_yaml={})
 
+
 def test_yaml_tags_bounded_too(tmp_path):
     tags = ['t%d' % i for i in range(source.MAX_ADDITIONAL_TAGS + 1)]
     with pytest.raises(SourceError, match='container.yaml'):
         source.read_additional_tags(str(tmp_path), container_yaml={'tags': tags})
+
 
 def test_many_duplicates_at_the_size_limit_are_linear(tmp_path):
     # 1 MiB of the same few tags: the old list-membership dedupe was quadratic only in
@@ -32,6 +37,7 @@ def test_many_duplicates_at_the_size_limit_are_linear(tmp_path):
     srcdir = write(tmp_path, data[:source.MAX_SMALL_FILE])
     assert source.read_additional_tags(srcdir, container_yaml={}) == [
         'x%d' % i for i in range(10)]
+
 
 @pytest.mark.parametrize('sep', ['\x0c', '\x85', '\u2028', '\x1c', '\r'])
 def test_lines_end_at_newline_only(tmp_path, sep):
