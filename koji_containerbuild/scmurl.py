@@ -73,6 +73,7 @@ _HOST_FULL = re.compile(AUTHORITY_RE)
 _REF_FULL = re.compile(REF_NAME_RE)
 _BRANCH_FULL = re.compile(BRANCH_PATTERN)
 _PRINTABLE = re.compile(r'[!-~]*')
+_CONTROL = re.compile('[\x00-\x1f\x7f]')
 _URL_SHAPE = re.compile(r'(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<netloc>[^/?#]*)'
                         r'(?P<path>/[^?#]*)(?:\?(?P<module>[^#]*))?#(?P<ref>.*)')
 _USER_RE = re.compile(r"[A-Za-z0-9._~%!$&'()*+,=-]+")
@@ -220,8 +221,7 @@ def _check_path(path, src):
               % _shown(redact(src)))
     plain = urllib.parse.unquote(path)
     parts = plain.rstrip('/').split('/')[1:]
-    if not parts or any(p in ('', '.', '..') for p in parts) \
-            or not _PRINTABLE.fullmatch(plain):
+    if not parts or any(p in ('', '.', '..') for p in parts) or _CONTROL.search(plain):
         _fail('Invalid source %s: the repository path must be a plain /path (no empty, "." '
               'or ".." parts, no control characters)' % _shown(redact(src)))
 

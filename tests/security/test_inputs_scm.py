@@ -196,3 +196,34 @@ def test_no_python_regex_anchored_with_dollar():
                                 and '\\n?$' not in line:
                             found.append('%s:%d' % (os.path.relpath(path, root), number))
     assert found == []
+
+
+url_parts = st.tuples(
+    st.sampled_from(list(scmurl.GIT_SCHEMES) + ['https://', 'git+ftp://']),
+    st.sampled_from(['', 'git@', 'TOKEN@', 'u:p@', '-o@', 'a@b@']),
+    st.sampled_from(['h.example.com', '10.1.2.3', '[::1]', '[::1', '-h', 'h_1', 'h..x', '']),
+    st.sampled_from(['', ':22', ':0', ':65535', ':65536', ':', ':x']),
+    st.sampled_from(['/r.git', '/a/b', '/', '/a//b', '/a/../b', '/%2e%2e/x', '/a%0a', '/a;b',
+                     '/a b', '/r\u00e9']),
+    st.sampled_from(['', '?sub', '?a/b', '?../x', '?.git', '?a*']),
+    st.sampled_from(['#main', '#origin/main', '#' + 'a' * 40, '#-x', '#a..b', '#a.lock',
+                     '#@{-1}', '#main\n', '#', '#a#b', '#+m', '#a\x7f']))
+
+
+@settings(max_examples=400, deadline=None)
+@given(url_parts)
+def test_what_the_hub_accepts_the_builder_accepts_alike(parts):
+    """scmurl accepting a URL means kojid's SCM parses it to the same parts, and the
+    builder's own checks (make_scm, check_ref, check_module) accept it."""
+    import koji.daemon
+    url = ''.join(parts)
+    try:
+        parsed = scmurl.parse_source_url(url)
+    except OptionError:
+        return
+    scm = koji.daemon.SCM(url)
+    assert (scm.scheme, scm.host, scm.revision) == (parsed.scheme, parsed.host, parsed.ref)
+    assert scm.user == parsed.user
+    assert scm.repository.rstrip('/') == parsed.path.rstrip('/')
+    source.check_ref(scm.revision)
+    source.check_module(scm.module)
