@@ -28,7 +28,12 @@ ADDITIONAL_TAGS = 'additional-tags'
 CONTAINER_YAML = 'container.yaml'
 # What the pre-build checks read; nothing else is fetched.
 CHECK_FILES = (DOCKERFILE, ADDITIONAL_TAGS, CONTAINER_YAML)
-MAX_SMALL_FILE = 1024 * 1024          # additional-tags, container.yaml
+MAX_SMALL_FILE = 1024 * 1024          # additional-tags
+# container.yaml: PyYAML's pure-Python loader takes seconds on 1 MiB (its C loader
+# crashes the process on deep nesting, so it is not used); real files are a few KiB.
+MAX_CONTAINER_YAML = 64 * 1024
+MAX_YAML_FLOW_DEPTH = 100
+_FLOW_BRACKET = re.compile(rb'[\[\]{}]')
 MAX_TAG = 128                          # registry tag limit
 MAX_ADDITIONAL_TAGS = 64               # each one is a registry PUT per build
 CHECKOUT_DIR = 'source'
@@ -519,12 +524,16 @@ def read_container_yaml(srcdir):
     path = _regular_file(srcdir, CONTAINER_YAML)
     if path is None:
         return {}
-    data = read_file(path, MAX_SMALL_FILE, CONTAINER_YAML)
+    data = read_file(path, MAX_CONTAINER_YAML, CONTAINER_YAML)
     try:
         import yaml
     except ImportError:
         raise ConfigError('PyYAML is not installed on this builder; it is needed to read '
                           'container.yaml')
+    if _flow_depth(data) > MAX_YAML_FLOW_DEPTH:
+        # the parser would recurse that deep before failing (slowly)
+        raise SourceError('container.yaml is not valid YAML: [ and { nested deeper than %d '
+                          'levels' % MAX_YAML_FLOW_DEPTH)
     try:
         value = yaml.safe_load(data)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
@@ -534,6 +543,16 @@ def read_container_yaml(srcdir):
     if not isinstance(value, dict):
         raise SourceError('container.yaml must hold a mapping at the top level')
     return value
+
+
+def _flow_depth(data):
+    """Largest count of [ and { not yet closed, anywhere (quotes not considered: an
+    over-estimate only for strings full of unbalanced brackets)."""
+    depth = deepest = 0
+    for match in _FLOW_BRACKET.finditer(data):
+        depth = max(0, depth + (1 if match.group() in (b'[', b'{') else -1))
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _first_line(exc):

@@ -101,6 +101,21 @@ def additional_tags_too_many():
         _refused(source.read_additional_tags, srcdir, container_yaml={})
 
 
+def _container_yaml(data):
+    with tempfile.TemporaryDirectory() as srcdir:
+        with open(os.path.join(srcdir, 'container.yaml'), 'wb') as handle:
+            handle.write(data[:source.MAX_CONTAINER_YAML])
+        return source.read_container_yaml(srcdir)
+
+
+def container_yaml_flat_at_limit():
+    _container_yaml(b'tags:\n' + b''.join(b'- t%d\n' % i for i in range(20000)))
+
+
+def container_yaml_deep_at_limit():
+    _refused(_container_yaml, b'a: ' + b'[' * source.MAX_CONTAINER_YAML)
+
+
 # ------------------------------------------------------------------ requests (15)
 
 def _max_opts():
@@ -162,6 +177,8 @@ CASES = [
     ('Dockerfile: form-feed comment line', '1 MiB line', dockerfile_formfeed_line),
     ('additional-tags: duplicates', '1 MiB, 64 tags', additional_tags_at_limit),
     ('additional-tags: distinct tags', '1 MiB, refused', additional_tags_too_many),
+    ('container.yaml: flat list', '64 KiB', container_yaml_flat_at_limit),
+    ('container.yaml: nesting', '64 KiB of "["', container_yaml_deep_at_limit),
     ('hub: opts at every limit', '64 items, 64 KiB userdata', hub_request_at_limits),
     ('builder: opts at every limit (+schema)', '64 items, 64 KiB userdata',
      builder_check_at_limits),
