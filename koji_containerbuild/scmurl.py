@@ -233,9 +233,10 @@ def check_http_url(url):
 
 # ------------------------------------------------------------------ redaction
 
-# A run after '://' up to the first '/', '@' or whitespace: linear, because no such run
-# can overlap the next '://' (it contains '/'). See _mask for what is masked.
-_USERINFO = re.compile(r'://([^/@\s]*)@')
+# The run after '://' up to its last '@' before a '/' or whitespace (a password may hold
+# '@'): linear, because such runs cannot overlap the next '://' (it contains '/'), and
+# the engine backs up at most once over each. See _mask for what is masked.
+_USERINFO = re.compile(r'://([^/\s]*)@')
 # Schemes where even a bare user part is a secret (https://TOKEN@host).
 _TOKEN_SCHEMES = ('http', 'https', 'ftp', 'ftps')
 _SCHEME_CHARS = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-')

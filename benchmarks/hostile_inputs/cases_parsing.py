@@ -40,6 +40,10 @@ def redact_many_schemes():
     scmurl.redact('https://a:' * (LOG_LINE // 10))
 
 
+def redact_many_userinfos():
+    scmurl.redact('https://a@' * (LOG_LINE // 10))
+
+
 def mask_userinfo_run():
     options.mask_userinfo('a' * LOG_LINE)
 
@@ -167,6 +171,7 @@ def cli_userdata_nesting():
 CASES = [
     ('redact: "://" + ":" * N', '1 MiB line', redact_colons),
     ('redact: "https://a:" repeated', '1 MiB line', redact_many_schemes),
+    ('redact: "https://a@" repeated', '1 MiB line', redact_many_userinfos),
     ('mask_userinfo: one long run', '1 MiB', mask_userinfo_run),
     ('Dockerfile: 64 inheriting stages, then FROM lines', '1 MiB, 4096 ENV names',
      dockerfile_stages_at_limit),

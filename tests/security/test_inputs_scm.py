@@ -116,6 +116,8 @@ def test_redaction_masks_tokens_and_passwords():
     out = scmurl.redact(text)
     assert 'TOKEN' not in out and 'pw' not in out and 'anon' not in out
     assert 'git+ssh://git@h/z' in out and 'docker://img@sha256:1' in out
+    assert scmurl.redact('https://u:p@ss@h/x') == 'https://***@h/x'
+    assert scmurl.redact('git+https://a@b@h/x y') == 'git+https://***@h/x y'
 
 
 # ------------------------------------------------------------------ allow_password
