@@ -11,6 +11,7 @@ message names the problem and never contains credentials from the URL.
 """
 
 import errno
+import io
 import os
 import re
 import shutil
@@ -581,15 +582,22 @@ def read_additional_tags(srcdir, container_yaml=None):
         try:
             # lines end at \n only (as the OSBS tooling reads them); a tag holding another
             # separator (\x0c, \x85, \u2028...) is invalid and dropped by split_valid_tags
-            raw = data.decode('utf-8').split('\n')
+            # (one line at a time: no list of every line of a 1 MiB file)
+            raw = io.StringIO(data.decode('utf-8'), newline='\n')
         except UnicodeDecodeError:
             raise SourceError('%s is not valid UTF-8' % ADDITIONAL_TAGS)
-    # dict: insertion-ordered and linear (a list membership test was quadratic)
-    tags = list(dict.fromkeys(t for t in (item.strip() for item in raw) if t))
-    if len(tags) > MAX_ADDITIONAL_TAGS:
-        raise SourceError('%d additional tags (%s); at most %d are allowed'
-                          % (len(tags), 'container.yaml "tags"' if yaml_tags else ADDITIONAL_TAGS,
-                             MAX_ADDITIONAL_TAGS))
+    # dict: insertion-ordered and linear (a list membership test was quadratic); stops
+    # at the first tag over the limit
+    seen = {}
+    for item in raw:
+        tag = item.strip()
+        if tag and tag not in seen:
+            seen[tag] = None
+            if len(seen) > MAX_ADDITIONAL_TAGS:
+                raise SourceError('More than %d additional tags (%s); at most %d are allowed'
+                                  % (MAX_ADDITIONAL_TAGS, 'container.yaml "tags"' if yaml_tags
+                                     else ADDITIONAL_TAGS, MAX_ADDITIONAL_TAGS))
+    tags = list(seen)
     return tags
 
 

@@ -88,20 +88,28 @@ def dockerfile_formfeed_line():
 
 # ------------------------------------------------------------------ additional-tags (12)
 
+def _tags_file(srcdir, make_line):
+    """A MAX_SMALL_FILE additional-tags file, written in chunks (the input itself must
+    not be what fills the memory)."""
+    with open(os.path.join(srcdir, 'additional-tags'), 'wb') as handle:
+        written = index = 0
+        while written < source.MAX_SMALL_FILE:
+            chunk = b''.join(make_line(index + i) for i in range(1000))
+            chunk = chunk[:source.MAX_SMALL_FILE - written]
+            handle.write(chunk)
+            written += len(chunk)
+            index += 1000
+
+
 def additional_tags_at_limit():
     with tempfile.TemporaryDirectory() as srcdir:
-        with open(os.path.join(srcdir, 'additional-tags'), 'wb') as handle:
-            lines = b''.join(b't%d\n' % (i % source.MAX_ADDITIONAL_TAGS)
-                             for i in range(source.MAX_SMALL_FILE // 6))
-            handle.write(lines[:source.MAX_SMALL_FILE])
+        _tags_file(srcdir, lambda i: b't%d\n' % (i % source.MAX_ADDITIONAL_TAGS))
         source.read_additional_tags(srcdir, container_yaml={})
 
 
 def additional_tags_too_many():
     with tempfile.TemporaryDirectory() as srcdir:
-        with open(os.path.join(srcdir, 'additional-tags'), 'wb') as handle:
-            lines = b''.join(b't%d\n' % i for i in range(source.MAX_SMALL_FILE // 8))
-            handle.write(lines[:source.MAX_SMALL_FILE])
+        _tags_file(srcdir, lambda i: b't%d\n' % i)
         _refused(source.read_additional_tags, srcdir, container_yaml={})
 
 
