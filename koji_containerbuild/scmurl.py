@@ -13,7 +13,8 @@ Credentials: a request (its SCM URL and options) is public on the hub (getTaskIn
 Koji web), so it never carries a secret. Following kojid's SCM rules, `user:password@`
 is refused unless the builder sets allow_password_in_scm_url (the hub and the CLI always
 refuse it), and a bare `user@` is only a user name for git+ssh; on the http(s), git and
-rsync schemes it is how tokens are passed (https://TOKEN@host), so it is refused there.
+rsync schemes it is how tokens are passed (https://TOKEN@host), so it is refused there
+too, unless allow_password (a credential the site chose to accept).
 """
 
 import re
@@ -197,7 +198,7 @@ def _split_netloc(netloc, scheme, allow_password):
             if not allow_password:
                 _fail('Invalid source: passwords are not allowed in the SCM URL (the task '
                       'request is public; give the builder its own credentials)')
-        elif scheme not in USER_SCHEMES:
+        elif scheme not in USER_SCHEMES and not allow_password:
             _fail('Invalid source: a user name before the host of a %s URL is refused (it '
                   'is how tokens are passed, and the task request is public; only %s URLs '
                   'may name a user)' % (scheme, ', '.join(USER_SCHEMES)))

@@ -120,7 +120,8 @@ class ImageIdentity(object):
 # ------------------------------------------------------------------ SCM rules
 
 def _secrets(url):
-    """user:password parts of a URL (raw and unquoted), to scrub from any message."""
+    """Passwords (and tokens: a bare user outside git+ssh) of a URL, raw and unquoted, to
+    scrub from any message."""
     netloc = url.split('://', 1)[-1].split('/', 1)[0]
     if '@' not in netloc:
         return []
@@ -131,6 +132,9 @@ def _secrets(url):
         if ':' in piece:
             password = piece.split(':', 1)[1]
             found.update((password, urllib.parse.unquote(password)))
+        elif not url.startswith(scmurl.USER_SCHEMES):
+            # a bare user outside ssh is a token (https://TOKEN@host)
+            found.update((piece, urllib.parse.unquote(piece)))
     return sorted((s for s in found if s), key=len, reverse=True)
 
 
@@ -178,7 +182,8 @@ def _git_uri(scm, with_password=True):
     """The URL handed to git, the way kojid's SCM.checkout builds it."""
     user = scm.user
     if user and not with_password:
-        user = user.split(':', 1)[0]
+        # ssh: the login name stays; elsewhere a user part is a token: all of it goes
+        user = user.split(':', 1)[0] if scm.scmtype == 'GIT+SSH' else None
     if scm.scmtype == 'GIT+SSH':
         return 'git+ssh://%s@%s%s' % (user, scm.host, scm.repository)
     scheme = scm.scheme.split('+', 1)[1] if '+' in scm.scheme else scm.scheme
@@ -266,9 +271,10 @@ def _fetch_into(scm, scm_url, repodir, ref, module, logger, sparse, flatpak, tim
     if branch:
         _fetch_branch(git, ref, branch, commit, partial=sparse,
                       what=scmurl.redact(scm_url.rsplit('#', 1)[0], git.secrets))
-    if scm.user and ':' in scm.user:
-        # allow_password_in_scm_url: the password must not stay in .git/config, which a
-        # build context holds (COPY . bakes it into the image). Nothing is fetched later.
+    if scm.user and (':' in scm.user or scm.scmtype != 'GIT+SSH'):
+        # allow_password_in_scm_url: the password (or token) must not stay in .git/config,
+        # which a build context holds (COPY . bakes it into the image). Nothing is
+        # fetched later.
         git_uri = _git_uri(scm, with_password=False)
         git.run('remote', 'set-url', 'origin', git_uri, what='git remote set-url')
     srcdir = _inside(repodir, module, 'the subdirectory %r' % module)

@@ -174,7 +174,8 @@ def test_password_is_used_but_not_left_in_the_build_context(dumb_http_repo, tmp_
                     found.append(os.path.join(root, name))
     assert found == []
     with open(os.path.join(checkout.repodir, '.git', 'config')) as handle:
-        assert 'bob@127.0.0.1' in handle.read()
+        config = handle.read()
+    assert 'http://127.0.0.1:' in config and 'bob' not in config
 
 
 def test_no_python_regex_anchored_with_dollar():
@@ -229,3 +230,22 @@ def test_what_the_hub_accepts_the_builder_accepts_alike(parts):
     assert scm.repository.rstrip('/') == parsed.path.rstrip('/')
     source.check_ref(scm.revision)
     source.check_module(scm.module)
+
+
+def test_token_user_with_allow_password_is_used_and_removed(dumb_http_repo, tmp_path):
+    url = dumb_http_repo.replace('bob:S3cretPw@', 'T0kenXyz@')
+    opts = make_task_handler_options(tmp_path, allowed_scms='127.0.0.1*:/*',
+                                     allow_password_in_scm_url=True)
+    _DumbGit.seen[:] = []
+    checkout = source.fetch_full_tree(url, str(tmp_path / 'work'), opts)
+    assert any(a and a.startswith('Basic ') for a in _DumbGit.seen)
+    assert 'T0ken' not in checkout.source
+    for root, _, files in os.walk(checkout.repodir):
+        for name in files:
+            with open(os.path.join(root, name), 'rb') as handle:
+                assert b'T0kenXyz' not in handle.read(), os.path.join(root, name)
+    # without the builder's setting, the same URL is refused before any fetch
+    with pytest.raises(SourceError, match='user name before the host') as info:
+        source.fetch_full_tree(url, str(tmp_path / 'work2'),
+                               make_task_handler_options(tmp_path, allowed_scms='*:/*'))
+    assert 'T0ken' not in str(info.value)
