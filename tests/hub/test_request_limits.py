@@ -53,3 +53,24 @@ def test_ids_are_32_bit(hub, plugin):
     refused(hub, plugin, 'source', {'koji_build_id': 2 ** 31}, 'koji_build_id')
     refused(hub, plugin, 'binary', dict(base_opts('binary'), compose_ids=[2 ** 40]),
             'compose_ids')
+
+
+@pytest.mark.parametrize('src', [
+    'git+https://TOKEN@scm.example.com/r.git#main',
+    'git+ssh://-oProxyCommand=id/r.git#main',
+    'git://scm.example.com/r.git#-oProxyCommand=id',
+    'git://scm.example.com/r.git#a..b',
+    'git://scm.example.com/r.git#@{-1}',
+    'git://scm.example.com/r.git#main\n',
+    'git://scm.example.com/r.git?../../..#main',
+    'git://[::1/r.git#main',
+    'git://scm.example.com:99999/r.git#main',
+])
+def test_hub_refuses_what_builders_refuse(hub, plugin, src):
+    error = refused(hub, plugin, 'binary', base_opts('binary'), 'Invalid', src=src)
+    assert 'TOKEN' not in str(error)
+
+
+@pytest.mark.parametrize('branch', ['-x', '../../etc', 'a@{1}', 'a.lock', 'main\n'])
+def test_hub_refuses_bad_git_branch(hub, plugin, branch):
+    refused(hub, plugin, 'binary', dict(base_opts('binary'), git_branch=branch), 'git_branch')
