@@ -47,6 +47,7 @@ _DIRECTIVE_RE = re.compile(r'#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=(.*)')
 _NAME_RE = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 _HEREDOC_RE = re.compile(r'<<(-?)\s*(["\']?)([A-Za-z0-9_.-]+)\2')
 _HEREDOC_INSTRUCTIONS = ('RUN', 'COPY', 'ADD')
+_READ_INSTRUCTIONS = ('FROM', 'ARG', 'ENV', 'LABEL')   # what the checks read
 _GO_SPACE_RE = re.compile('[%s]+' % GO_SPACE)
 _QUOTING = dict((esc, re.compile('["\'%s]' % re.escape(esc))) for esc in ('\\', '`'))
 # What expand() acts on, per escape character.
@@ -372,6 +373,14 @@ def _logical_lines(text):
             body = raw.lstrip('\t') if strip_tabs else raw
             if body == word:
                 heredocs.popleft()
+            elif _TOKEN_WS.split(raw.strip(GO_SPACE), 1)[0].upper() in _READ_INSTRUCTIONS:
+                # buildah without heredoc support (1.28 here) runs this line as an
+                # instruction, a newer one keeps it as text: no single reading is right
+                raise SourceError('Dockerfile line %d: a heredoc (<<%s) body line starts with '
+                                  '%s: builders without heredoc support would apply it as an '
+                                  'instruction; start the line with something else'
+                                  % (lines.number, _short(word),
+                                     _short(_TOKEN_WS.split(raw.strip(GO_SPACE), 1)[0])))
             continue
         if _skipped(raw):
             continue

@@ -234,3 +234,20 @@ def test_native_build_has_the_same_stage_limit():
     data = b''.join(b'FROM scratch AS s%d\n' % i for i in range(dockerfile.MAX_FROM + 1))
     with pytest.raises(SourceError, match='more than %d FROM' % dockerfile.MAX_FROM):
         native_build.from_instructions(data)
+
+
+@pytest.mark.parametrize('data', [
+    b'FROM x\nLABEL release=3\nRUN <<CMD\nLABEL release=4\nCMD\n',
+    b'FROM x\nRUN cat <<-EOF > /f\n\tENV A=1\n\tEOF\n',
+    b'FROM x\nRUN <<NEVER\n  label release=4\n',
+    b'FROM x\nCOPY <<"A" <<B /x\nok\nA\nFROM y\nB\n',
+])
+def test_heredoc_bodies_that_read_as_instructions_are_refused(data):
+    # buildah 1.28 (no heredoc support) applies such a line; newer ones keep it as text
+    with pytest.raises(SourceError, match='heredoc'):
+        dockerfile.parse(data)
+
+
+def test_heredoc_bodies_of_plain_text_are_skipped():
+    data = b'FROM x\nLABEL release=3\nRUN <<EOF\necho LABEL release=4\nEOF\nLABEL a=1\n'
+    assert dockerfile.parse(data).labels == {'release': '3', 'a': '1'}
