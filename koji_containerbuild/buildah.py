@@ -366,7 +366,7 @@ def image_id_of(ref, storage=None):
     out = storage.run(['inspect', '--type', 'image', '--format', '{{.FromImageID}}', ref],
                       check=False)
     out = out.strip()
-    if not re.match(r'^(sha256:)?[0-9a-f]{64}$', out):
+    if not re.match(r'^(sha256:)?[0-9a-f]{64}\Z', out):
         return None
     return out if out.startswith('sha256:') else 'sha256:' + out
 

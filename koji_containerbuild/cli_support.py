@@ -12,7 +12,7 @@ import sys
 import koji
 from koji_cli.lib import _running_in_bg, activate_session, get_usage_str, watch_tasks
 
-from koji_containerbuild import options
+from koji_containerbuild import hub_policy, options
 from koji_containerbuild.errors import OptionError
 from koji_containerbuild.scmurl import check_source_url
 
@@ -113,8 +113,15 @@ def parse(command, goptions, args):
     if values.channel_override is not None and not values.channel_override.strip():
         parser.error('--channel-override needs a channel name')
     try:
+        # The hub's own checks, so nothing it would refuse (or XML-RPC could not carry:
+        # lone surrogates from undecodable arguments, huge integers) leaves this host.
+        hub_policy.check_target_name(positional[0])
         if len(cmd.args) > 1:
             check_source_url(positional[1])
+        if values.channel_override is not None and \
+                not hub_policy.CHANNEL_RE.match(values.channel_override.strip()):
+            raise OptionError('Invalid channel %s: a channel name is letters, digits and '
+                              '"/_.+-"' % options.short_repr(values.channel_override))
         opts, warnings = options.validate(cmd.kind, options.opts_from_cli(cmd.kind, values))
     except OptionError as exc:
         parser.error(_with_flags(str(exc), cmd.kind))

@@ -14,22 +14,44 @@ was before that instruction, ENV overriding ARG, global ARGs usable in FROM only
 and a stage started `FROM <earlier stage>` inheriting that stage's labels and ENV.
 Labels of a parent image from a registry are not known here (documented in
 docs/source-checks.md).
+
+Lines and words are split the way buildah's parser does (checked against buildah
+build in tests/security/test_inputs_dockerfile.py), so what the checks read is what
+builds: lines end at \n only (one \r before it is dropped); blank and comment lines are
+recognized after trimming Go's unicode.IsSpace characters (GO_SPACE); the keyword, FROM
+words and the legacy `ENV key value` split on [\t\v\f\r ]; ENV/LABEL/ARG words split on
+GO_SPACE outside quotes. A form feed in a comment stays in the comment.
 """
 
+import collections
 import re
 
 from koji_containerbuild.errors import SourceError
 
-MAX_DOCKERFILE = 4 * 1024 * 1024      # bytes read from the file
+MAX_DOCKERFILE = 1024 * 1024          # bytes read from the file
 MAX_VALUE = 256 * 1024                 # one expanded word
-MAX_EXPANSION = 16 * 1024 * 1024       # characters produced by expansion, whole file
+MAX_EXPANSION = 4 * 1024 * 1024        # characters produced by expansion, whole file
+MAX_KEYS = 4096                        # ENV, ARG or LABEL names of one stage
 MAX_NESTING = 32                       # ${a:-${b:-...}} depth
 MAX_LINE_REPORT = 60                   # characters of a bad word quoted in messages
+MAX_FROM = 64                          # FROM instructions (stages), both backends
 
-_DIRECTIVE_RE = re.compile(r'^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.*?)\s*$')
+# Go's unicode.IsSpace: what buildah trims around lines and splits LABEL/ENV/ARG words on.
+GO_SPACE = ('\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006'
+            '\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000')
+_GO_SPACE_SET = frozenset(GO_SPACE)
+# buildah's token separator: keyword from arguments, FROM words, legacy ENV/LABEL.
+_TOKEN_WS = re.compile('[\t\v\f\r ]+')
+
+_DIRECTIVE_RE = re.compile(r'#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=(.*)')
 _NAME_RE = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 _HEREDOC_RE = re.compile(r'<<(-?)\s*(["\']?)([A-Za-z0-9_.-]+)\2')
 _HEREDOC_INSTRUCTIONS = ('RUN', 'COPY', 'ADD')
+_READ_INSTRUCTIONS = ('FROM', 'ARG', 'ENV', 'LABEL')   # what the checks read
+_GO_SPACE_RE = re.compile('[%s]+' % GO_SPACE)
+_QUOTING = dict((esc, re.compile('["\'%s]' % re.escape(esc))) for esc in ('\\', '`'))
+# What expand() acts on, per escape character.
+_SPECIAL = dict((esc, re.compile('[$"\'%s]' % re.escape(esc))) for esc in ('\\', '`'))
 
 
 class Dockerfile(object):
@@ -38,7 +60,9 @@ class Dockerfile(object):
     froms: one dict per FROM instruction, in order: `image` (global ARGs expanded),
     `alias` (lower case, or None), `flags` (the `--...` words as written), `stage_ref`
     (True when `image` names an earlier stage), `first`/`last` (0-based indexes of the
-    instruction's first and last line in the text's splitlines()).
+    instruction's first and last line in the text split at \n), `start`/`end` (the
+    character range of the instruction in the decoded text, without the line ending:
+    what a pinned Dockerfile replaces, keeping every other byte).
     """
 
     def __init__(self, labels, env, base_image, stages, froms=()):
@@ -88,13 +112,21 @@ class _Lexer(object):
         """Expand variables in `word` and (with quotes) remove quoting, like ProcessWord."""
         if depth > MAX_NESTING:
             self.error('variable substitutions nested too deeply')
+        special = _SPECIAL[self.escape]
+        if not special.search(word):
+            # nothing to expand or unquote (most words): the word itself
+            if word:
+                self.budget.spend(len(word), self.lineno)
+                if len(word) > MAX_VALUE:
+                    self.error('a value is longer than %d characters after expansion'
+                               % MAX_VALUE)
+            return word
         out = []
         size = 0
         i = 0
         n = len(word)
         quote = None
         esc = self.escape
-        special = re.compile('[$"\'%s]' % re.escape(esc))
         while i < n:
             ch = word[i]
             piece = None
@@ -199,6 +231,8 @@ class _Lexer(object):
 
     def words(self):
         """Split into raw words on unquoted, unescaped whitespace (quotes kept)."""
+        if not _QUOTING[self.escape].search(self.text):
+            return [w for w in _GO_SPACE_RE.split(self.text) if w]
         words = []
         current = []
         quote = None
@@ -208,7 +242,7 @@ class _Lexer(object):
         in_word = False
         while i < n:
             ch = text[i]
-            if quote is None and ch in ' \t':
+            if quote is None and ch in _GO_SPACE_SET:
                 if in_word:
                     words.append(''.join(current))
                     current = []
@@ -237,14 +271,17 @@ class _Lexer(object):
 def _decode(data):
     if len(data) > MAX_DOCKERFILE:
         raise SourceError('Dockerfile is larger than %d bytes' % MAX_DOCKERFILE)
-    if data.startswith(b'\xef\xbb\xbf'):
-        data = data[3:]
     # Invalid UTF-8 is tolerated in comments and RUN lines; a label or variable
     # holding it is refused where it is used (see _check_text).
     return data.decode('utf-8', 'surrogateescape')
 
 
-def _check_text(text, lineno, what):
+def _check_text(text, lineno, what, key=None):
+    """Refuse invalid UTF-8 and NUL; `what` (+ the short `key`) names the value."""
+    if text.isascii() and '\x00' not in text:
+        return
+    if key is not None:
+        what = '%s %s' % (what, _short(key))
     try:
         text.encode('utf-8')
     except UnicodeEncodeError:
@@ -253,62 +290,126 @@ def _check_text(text, lineno, what):
         raise SourceError('Dockerfile line %d: %s contains a NUL character' % (lineno, what))
 
 
+class _Lines(object):
+    """The lines of `text` one at a time, split like buildah: at \n only, one \r before
+    it dropped, a byte order mark at the start ignored. No list of all lines is built
+    (millions of short lines would cost far more memory than the file)."""
+
+    def __init__(self, text):
+        self.text = text
+        self.pos = 0
+        self.number = 0          # 1-based number of the last line read
+        self.pushed = None
+
+    def next(self):
+        """(offset, line) of the next line, or None at the end."""
+        if self.pushed is not None:
+            item, self.pushed = self.pushed, None
+            self.number += 1
+            return item
+        text = self.text
+        if self.pos > len(text):
+            return None
+        end = text.find('\n', self.pos)
+        if end < 0:
+            end = len(text)
+        offset = self.pos
+        line = text[offset:end]
+        self.pos = end + 1
+        if self.number == 0 and line.startswith('\ufeff'):
+            line = line[1:]
+            offset += 1
+        if line.endswith('\r'):
+            line = line[:-1]
+        self.number += 1
+        return offset, line
+
+    def push_back(self, item):
+        self.pushed = item
+        self.number -= 1
+
+
+def _skipped(line):
+    """Blank and comment lines (after Go's whitespace trim) are not instructions."""
+    stripped = line.lstrip(GO_SPACE)
+    return not stripped or stripped.startswith('#')
+
+
+def _continues(line, escape):
+    """Index of the line-continuation escape ending `line` (then only spaces/tabs), or -1."""
+    body = line.rstrip(' \t')
+    return len(body) - 1 if body.endswith(escape) else -1
+
+
 def _logical_lines(text):
-    """Yield (lineno, last lineno, line, escape) for each instruction, joined across
-    continuations (1-based line numbers); comments and blanks skipped."""
-    lines = text.splitlines()
+    """Yield (lineno, last lineno, line, escape, start, end) for each instruction, joined
+    across continuations (1-based line numbers; start/end: its character range in
+    `text`); comments and blanks skipped."""
+    lines = _Lines(text)
     escape = '\\'
-    index = 0
     # Parser directives: only at the very top, before any other line.
-    while index < len(lines):
-        match = _DIRECTIVE_RE.match(lines[index].strip())
+    while True:
+        item = lines.next()
+        if item is None:
+            return
+        match = _DIRECTIVE_RE.fullmatch(item[1].strip(' \t'))
         if not match:
+            lines.push_back(item)
             break
         if match.group(1).lower() == 'escape':
-            if match.group(2) not in ('\\', '`'):
+            value = match.group(2).strip(' \t')
+            if value not in ('\\', '`'):
                 raise SourceError('Dockerfile line %d: invalid escape directive %r (use \\ '
-                                  'or `)' % (index + 1, _short(match.group(2))))
-            escape = match.group(2)
-        index += 1
-    continuation = re.compile(re.escape(escape) + r'[ \t]*$')
-    heredocs = []
-    while index < len(lines):
-        raw = lines[index]
-        index += 1
+                                  'or `)' % (lines.number, _short(value)))
+            escape = value
+    heredocs = collections.deque()
+    while True:
+        item = lines.next()
+        if item is None:
+            return
+        offset, raw = item
         if heredocs:
             strip_tabs, word = heredocs[0]
             body = raw.lstrip('\t') if strip_tabs else raw
             if body == word:
-                heredocs.pop(0)
+                heredocs.popleft()
+            elif _TOKEN_WS.split(raw.strip(GO_SPACE), 1)[0].upper() in _READ_INSTRUCTIONS:
+                # buildah without heredoc support (1.28 here) runs this line as an
+                # instruction, a newer one keeps it as text: no single reading is right
+                raise SourceError('Dockerfile line %d: a heredoc (<<%s) body line starts with '
+                                  '%s: builders without heredoc support would apply it as an '
+                                  'instruction; start the line with something else'
+                                  % (lines.number, _short(word),
+                                     _short(_TOKEN_WS.split(raw.strip(GO_SPACE), 1)[0])))
             continue
-        stripped = raw.strip()
-        if not stripped or stripped.startswith('#'):
+        if _skipped(raw):
             continue
-        start = index
+        start = lines.number
         parts = []
         line = raw
+        end = offset + len(raw)
         while True:
-            match = continuation.search(line)
-            if not match:
+            cut = _continues(line, escape)
+            if cut < 0:
                 parts.append(line)
                 break
-            parts.append(line[:match.start()])
-            # Skip comment and empty lines inside a continuation, as Docker does.
-            while index < len(lines) and (not lines[index].strip()
-                                          or lines[index].strip().startswith('#')):
-                index += 1
-            if index >= len(lines):
+            parts.append(line[:cut])
+            # Skip comment and empty lines inside a continuation, as buildah does.
+            item = lines.next()
+            while item is not None and _skipped(item[1]):
+                item = lines.next()
+            if item is None:
                 break
-            line = lines[index]
-            index += 1
-        joined = ''.join(parts).strip()
+            line_offset, line = item
+            end = line_offset + len(line)
+        joined = ''.join(parts).strip(GO_SPACE)
         if not joined:
             continue
-        keyword = joined.split(None, 1)[0].upper()
+        keyword = _TOKEN_WS.split(joined, 1)[0].upper()
         if keyword in _HEREDOC_INSTRUCTIONS:
             for match in _HEREDOC_RE.finditer(joined):
                 heredocs.append((match.group(1) == '-', match.group(3)))
-        yield start, index, joined, escape
+        yield start, lines.number, joined, escape, offset, end
 
 
 def _pairs(lexer, keyword):
@@ -323,9 +424,12 @@ def _pairs(lexer, keyword):
         if len(words) < 2:
             lexer.error('%s %s needs a value (use %s key=value)'
                         % (keyword, _short(words[0]), keyword))
-        key = lexer.expand(words[0])
-        value = lexer.text.strip().split(None, 1)[1]
-        return [(key, lexer.expand(value.strip()))]
+        # buildah splits this form on [\t\v\f\r ] only (not on every word separator)
+        legacy = _TOKEN_WS.split(lexer.text.strip(GO_SPACE), 1)
+        if len(legacy) < 2:
+            lexer.error('%s %s needs a value (use %s key=value)'
+                        % (keyword, _short(legacy[0]), keyword))
+        return [(lexer.expand(legacy[0]), lexer.expand(legacy[1]))]
     pairs = []
     for word in words:
         if '=' not in word:
@@ -339,7 +443,11 @@ def _pairs(lexer, keyword):
 
 
 def parse(data, build_args=None):
-    """Parse Dockerfile bytes; return a Dockerfile. Raises SourceError only."""
+    """Parse Dockerfile bytes; return a Dockerfile. Raises SourceError only.
+
+    Linear in the size of the file: no per-instruction copies of the environment, the
+    number of stages bounded while parsing (MAX_FROM).
+    """
     if isinstance(data, str):
         data = data.encode('utf-8', 'surrogateescape')
     text = _decode(data)
@@ -347,34 +455,45 @@ def parse(data, build_args=None):
     budget = _Budget(MAX_EXPANSION)
     global_args = {}      # ARGs before the first FROM: usable in FROM lines
     stages = []           # [{'name', 'labels', 'env', 'args', 'base'}]
+    named = {}            # stage name -> the last stage of that name
     stage = None
+    scope = global_args
     froms = []
-    for lineno, last, line, escape in _logical_lines(text):
-        parts = line.split(None, 1)
+    for lineno, last, line, escape, start, end in _logical_lines(text):
+        parts = _TOKEN_WS.split(line, 1)
         keyword = parts[0].upper()
         rest = parts[1] if len(parts) > 1 else ''
         if keyword == 'FROM':
-            stage, entry = _from(rest, lineno, escape, global_args, stages, budget)
-            entry.update(first=lineno - 1, last=last - 1)
+            if len(froms) >= MAX_FROM:
+                raise SourceError('Dockerfile line %d: more than %d FROM instructions'
+                                  % (lineno, MAX_FROM))
+            stage, entry = _from(rest, lineno, escape, global_args, named, budget)
+            entry.update(first=lineno - 1, last=last - 1, start=start, end=end)
             stages.append(stage)
+            if stage['name'] is not None:
+                named[stage['name']] = stage
             froms.append(entry)
+            scope = _Scope(stage)
             continue
         if keyword not in ('ARG', 'ENV', 'LABEL'):
             continue
         if stage is None and keyword != 'ARG':
             raise SourceError('Dockerfile line %d: %s before the first FROM' % (lineno, keyword))
-        scope = global_args if stage is None else _scope(stage)
         lexer = _Lexer(rest, escape, scope, lineno, budget)
         for key, value in _pairs(lexer, keyword):
             _check_key(key, lineno, keyword)
             if value is not None:
-                _check_text(value, lineno, '%s %s' % (keyword, _short(key)))
+                _check_text(value, lineno, keyword, key)
             if keyword == 'ARG':
                 _arg(stage, global_args, build_args, key, value)
-            elif keyword == 'ENV':
-                stage['env'][key] = value
+                target = global_args if stage is None else stage['args']
             else:
-                stage['labels'][key] = value
+                target = stage['env'] if keyword == 'ENV' else stage['labels']
+                target[key] = value
+            if len(target) > MAX_KEYS:
+                # bounds what a stage inherits (copied at each FROM <stage>)
+                raise SourceError('Dockerfile line %d: more than %d %s names in one stage'
+                                  % (lineno, MAX_KEYS, keyword))
         # ENV/LABEL values of one instruction all see the environment from before it:
         # _pairs expanded every word before any assignment above.
     if stage is None:
@@ -384,16 +503,23 @@ def parse(data, build_args=None):
                       froms=froms)
 
 
-def _scope(stage):
-    scope = dict(stage['args'])
-    scope.update(stage['env'])   # ENV always overrides ARG
-    return scope
+class _Scope(object):
+    """The variables of a stage: ENV over ARG, looked up without copying either."""
+
+    def __init__(self, stage):
+        self.env = stage['env']
+        self.args = stage['args']
+
+    def get(self, name, default=None):
+        if name in self.env:
+            return self.env[name]
+        return self.args.get(name, default)
 
 
 def _check_key(key, lineno, keyword):
     if not key:
         raise SourceError('Dockerfile line %d: %s names can not be blank' % (lineno, keyword))
-    _check_text(key, lineno, '%s name %s' % (keyword, _short(key)))
+    _check_text(key, lineno, '%s name' % keyword, key)
 
 
 def _arg(stage, global_args, build_args, key, default):
@@ -412,10 +538,13 @@ def _arg(stage, global_args, build_args, key, default):
         target.setdefault(key, '')
 
 
-def _from(rest, lineno, escape, global_args, stages, budget):
-    """(stage, FROM entry) of a FROM instruction; only global ARGs expand in it."""
+def _from(rest, lineno, escape, global_args, named, budget):
+    """(stage, FROM entry) of a FROM instruction; only global ARGs expand in it.
+
+    Words split like buildah's FROM: on [\\t\\v\\f\\r ], quotes not grouping words.
+    """
     lexer = _Lexer(rest, escape, global_args, lineno, budget)
-    words = lexer.words()
+    words = [w for w in _TOKEN_WS.split(rest.strip(GO_SPACE)) if w]
     flags = [w for w in words if w.startswith('--')]
     words = [w for w in words if not w.startswith('--')]
     if not words:
@@ -431,12 +560,10 @@ def _from(rest, lineno, escape, global_args, stages, budget):
         raise SourceError('Dockerfile line %d: FROM image is empty after ARG expansion'
                           % lineno)
     stage = {'name': name, 'labels': {}, 'env': {}, 'args': {}, 'base': image}
-    stage_ref = False
-    for earlier in reversed(stages):
-        if earlier['name'] is not None and earlier['name'] == image.lower():
-            stage['labels'] = dict(earlier['labels'])
-            stage['env'] = dict(earlier['env'])
-            stage['base'] = earlier['base']
-            stage_ref = True
-            break
-    return stage, {'image': image, 'alias': name, 'flags': flags, 'stage_ref': stage_ref}
+    earlier = named.get(image.lower())
+    if earlier is not None:
+        stage['labels'] = dict(earlier['labels'])
+        stage['env'] = dict(earlier['env'])
+        stage['base'] = earlier['base']
+    return stage, {'image': image, 'alias': name, 'flags': flags,
+                   'stage_ref': earlier is not None}

@@ -14,8 +14,8 @@ import threading
 
 import koji
 
-from koji_containerbuild import options, scmurl
-from koji_containerbuild.options import short_repr
+from koji_containerbuild import options, scmurl, wirevalue
+from koji_containerbuild.wirevalue import short_repr
 from koji_containerbuild.errors import ConfigError, OptionError, PermissionDenied
 
 CONFIG_FILE = '/etc/koji-hub/plugins/hub_containerbuild.conf'
@@ -36,15 +36,13 @@ TASK_SIGNATURES = {
 # bound keeps the stored value a small integer.
 MAX_PRIORITY_OFFSET = 1000
 # Koji's default RegexNameInternal for channel names.
-CHANNEL_RE = re.compile(r'^[A-Za-z0-9/_.+-]{1,128}$')
+CHANNEL_RE = re.compile(r'^[A-Za-z0-9/_.+-]{1,128}\Z')
 MAX_TARGET = 256
-PERMISSION_RE = re.compile(r'^[A-Za-z0-9/_.+-]{1,128}$')
-INT64_MIN, INT64_MAX = -2 ** 63, 2 ** 63 - 1
+PERMISSION_RE = re.compile(r'^[A-Za-z0-9/_.+-]{1,128}\Z')
+INT64_MIN, INT64_MAX = wirevalue.INT64_MIN, wirevalue.INT64_MAX
 # Nesting deeper than this is refused before anything recursive (json, XML-RPC) sees it.
-MAX_DEPTH = 16
-# Characters XML 1.0 cannot carry (the task request is stored XML-RPC encoded),
-# plus lone surrogates, which do not encode to UTF-8.
-_BAD_XML_CHARS = re.compile('[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
+MAX_DEPTH = options.MAX_DEPTH
+_BAD_XML_CHARS = re.compile(wirevalue.XML_BAD_CHARS_PATTERN)
 
 
 def register_signatures(signatures):
@@ -234,43 +232,12 @@ def check_target(target, scratch, lookup_target, lookup_tag):
 
 def check_depth(value, where):
     """Refuse values nested deeper than MAX_DEPTH lists/dicts (checked without recursion)."""
-    stack = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (list, tuple, dict)):
-            if depth >= MAX_DEPTH:
-                raise OptionError('Invalid %s: nested deeper than %d levels' % (where, MAX_DEPTH))
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+    wirevalue.check_depth(value, where, MAX_DEPTH)
 
 
 def check_wire_safe(value, where):
     """Refuse values the task request cannot store: XML-RPC limits, XML and UTF-8."""
-    check_depth(value, where)
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, bool) or item is None or isinstance(item, float):
-            continue
-        if isinstance(item, int):
-            if not INT64_MIN <= item <= INT64_MAX:
-                raise OptionError('Invalid %s: integer %s does not fit in 64 bits'
-                                  % (where, short_repr(item)))
-        elif isinstance(item, str):
-            if _BAD_XML_CHARS.search(item):
-                raise OptionError('Invalid %s: text contains control characters or '
-                                  'invalid unicode' % where)
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            for key in item:
-                if not isinstance(key, str):
-                    raise OptionError('Invalid %s: object keys must be strings, got %s'
-                                      % (where, short_repr(key)))
-                stack.append(key)
-            stack.extend(item.values())
-        else:
-            raise OptionError('Invalid %s: unsupported value %s' % (where, short_repr(item)))
+    wirevalue.check_json_value(value, where, MAX_DEPTH)
 
 
 # ---------------------------------------------------------------- requests

@@ -35,7 +35,7 @@ CHUNK_SIZE = 1024 * 1024
 WRITE_BUFFER = 64 * 1024
 MAX_BACKOFF = 30.0
 
-_NAME_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,199}$')
+_NAME_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,199}\Z')
 
 
 def check_log_name(filename):

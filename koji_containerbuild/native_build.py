@@ -45,7 +45,7 @@ DEFAULT_SETTINGS = {
 HUB_WATCH_INTERVAL = 10.0   # seconds between hub checks of `fence` while buildah runs
 # Pull policy names (config) -> buildah 1.28's --pull values.
 PULL_VALUES = {'always': 'always', 'missing': 'false', 'never': 'never', 'newer': 'true'}
-MAX_FROM = 64
+MAX_FROM = dockerfile_reader.MAX_FROM
 
 
 def settings_with_defaults(settings):
@@ -93,21 +93,44 @@ def koji_labels(identity, arch, vcs_url=None, vcs_ref=None, build_host=None, bui
 # ------------------------------------------------------------------ FROM lines
 
 def parse_dockerfile(data, build_args=None):
-    """dockerfile.parse() of Dockerfile bytes, with the number of FROM lines bounded."""
-    parsed = dockerfile_reader.parse(data, build_args=build_args)
-    if len(parsed.froms) > MAX_FROM:
-        raise SourceError('Dockerfile has more than %d FROM lines' % MAX_FROM)
-    return parsed
+    """dockerfile.parse() of Dockerfile bytes (at most dockerfile.MAX_FROM FROM lines,
+    bounded while parsing)."""
+    return dockerfile_reader.parse(data, build_args=build_args)
 
 
 def from_instructions(text, build_args=None):
-    """[{first, last, image, flags, alias, stage_ref}] for every FROM of `text`.
+    """[{first, last, start, end, image, flags, alias, stage_ref}] for every FROM of
+    `text` (bytes or str).
 
     Images have the global ARGs (and `build_args`) expanded, as docker/buildah do.
     """
     if isinstance(text, str):
         text = text.encode('utf-8', 'surrogateescape')
     return parse_dockerfile(text, build_args).froms
+
+
+def replace_froms(text, replacements):
+    """`text` (bytes or str, as parsed) with the character range of each FROM entry in
+    `replacements` ([(entry, new instruction text)]) replaced; every other byte is kept
+    as committed (line endings, comments, form feeds, invalid UTF-8)."""
+    as_bytes = isinstance(text, bytes)
+    decoded = text.decode('utf-8', 'surrogateescape') if as_bytes else text
+    pieces = []
+    done = 0
+    for entry, new in sorted(replacements, key=lambda r: r[0]['start']):
+        pieces += [decoded[done:entry['start']], new]
+        done = entry['end']
+    pieces.append(decoded[done:])
+    out = ''.join(pieces)
+    return out.encode('utf-8', 'surrogateescape') if as_bytes else out
+
+
+def from_text(entry, image):
+    """One FROM instruction for `entry` with `image`, its flags and alias kept."""
+    words = ['FROM'] + entry['flags'] + [image]
+    if entry['alias']:
+        words += ['AS', entry['alias']]
+    return ' '.join(words)
 
 
 def split_image(ref):
@@ -159,17 +182,14 @@ def resolve_parents(images, registry, arch):
 
 
 def pinned_dockerfile(text, froms, resolved):
-    """Dockerfile text with resolved FROM lines replaced by their by-digest pull specs."""
-    lines = text.splitlines()
-    for entry in reversed(froms):
+    """Dockerfile text (bytes or str) with resolved FROM instructions replaced by their
+    by-digest pull specs; nothing else changes."""
+    replacements = []
+    for entry in froms:
         pin = None if entry['stage_ref'] else resolved.get(entry['image'])
-        if not pin:
-            continue
-        words = ['FROM'] + entry['flags'] + [pin['pullspec']]
-        if entry['alias']:
-            words += ['AS', entry['alias']]
-        lines[entry['first']:entry['last'] + 1] = [' '.join(words)]
-    return '\n'.join(lines) + '\n'
+        if pin:
+            replacements.append((entry, from_text(entry, pin['pullspec'])))
+    return replace_froms(text, replacements)
 
 
 # ------------------------------------------------------------------ the build
@@ -191,15 +211,16 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
     os.makedirs(workdir, exist_ok=True)
     data = _read_dockerfile(srcdir, dockerfile)
     try:
-        text = data.decode('utf-8')
+        data.decode('utf-8')   # the native build takes UTF-8 only
     except UnicodeDecodeError as exc:
         raise SourceError('Cannot read %s: %s' % (dockerfile, exc))
     parsed = parse_dockerfile(data, build_args)
     parents = parsed.from_images()
     log_line('Resolving parent images for %s: %s' % (arch, ', '.join(parents)))
     resolved = resolve_parents(parents, registry, arch)
+    # bytes in, bytes out: every byte but the FROM instructions' stays as committed
     build_file = safe_files.write_new(os.path.join(workdir, 'Dockerfile.%s' % arch),
-                                      pinned_dockerfile(text, parsed.froms, resolved))
+                                      pinned_dockerfile(data, parsed.froms, resolved))
     tls_verify = registry.buildah_tls_verify if registry is not None else True
     authfile = registry.credentials_file if registry is not None else None
     cert_dir = registry_cert_dir(registry, workdir)

@@ -14,7 +14,9 @@ Kinds: 'binary' and 'flatpak' (buildContainer), 'source' (buildSourceContainer).
 import json
 import re
 
+from koji_containerbuild import scmurl, wirevalue
 from koji_containerbuild.errors import OptionError
+from koji_containerbuild.wirevalue import XML_BAD_CHARS_PATTERN, short_repr  # noqa: F401
 
 BINARY = 'binary'
 FLATPAK = 'flatpak'
@@ -27,19 +29,28 @@ ALL_KINDS = frozenset(KINDS)
 # Python's '$' also matches before a final newline: '(?!\n)' after it refuses that
 # (and is valid in the JSON schema's ECMA 262 regexes too).
 ARCH_RE = r'[A-Za-z0-9_]+'
-ARCH_LIST_PATTERN = r'^\s*(%s(\s+%s)*)?\s*$' % (ARCH_RE, ARCH_RE)
+ARCH_LIST_PATTERN = r'^\s*(%s(\s+%s)*)?\s*$(?!\n)' % (ARCH_RE, ARCH_RE)
 # osbs-client's release rule: a digit first, alphanumeric groups joined by '.' or '_'.
 RELEASE_PATTERN = r'^[0-9][0-9A-Za-z]*([._][0-9A-Za-z]+)*$(?!\n)'
 DEP_REPLACEMENT_PATTERN = r'^[^:\s]+:[^:\s]+:[^:\s]+(:[^:\s]+)?$(?!\n)'
 # No userinfo ('user@' or 'user:token@') in the authority: opts are stored in the task
 # request, which anyone can read on Koji web or through getTaskInfo(request=True).
-URL_PATTERN = r'^(https?|ftp)://[^\s/?#@]+([/?#]\S*)?$(?!\n)'
+URL_PATTERN = scmurl.HTTP_URL_PATTERN
+URL_DOC = 'an http(s) URL with a valid host and port, no credentials (no user@)'
 # Any scheme-like prefix followed by an authority that holds '@': credentials.
 URL_USERINFO_PATTERN = r'^[A-Za-z][A-Za-z0-9+.-]*:/*[^/?#]*@'
 # Koji NVR: name-version-release, no whitespace.
 NVR_PATTERN = r'^\S+-[^\s-]+-[^\s-]+$(?!\n)'
 TEXT_PATTERN = r'^\S(.*\S)?$(?!\n)'
 MAX_TEXT = 1024
+# Request size limits (docs/security-inputs.md): a request is stored, queued and shown
+# by the hub, so every part of it is bounded.
+MAX_ITEMS = 64                     # items of a list option
+MAX_OPTS_KEYS = 64                 # keys in opts (known options are far fewer)
+MAX_USERDATA = 64 * 1024           # characters of userdata as compact JSON
+MAX_DEPTH = 16                     # nesting of lists/objects in userdata
+MAX_ID = 2 ** 31 - 1               # Koji and ODCS ids are 32-bit database integers
+MAX_UNKNOWN_SHOWN = 5              # unknown option names quoted in a fault
 # Control characters, surrogates and U+FFFE/U+FFFF: never valid in an option, and XML-RPC
 # (the task request) cannot carry most of them.
 BAD_CHARS_PATTERN = '[\\u0000-\\u001f\\u007f\\ud800-\\udfff\\ufffe\\uffff]'
@@ -57,7 +68,7 @@ class Option(object):
 
     def __init__(self, name, vtype, kinds, help, pattern=None, pattern_doc=None,
                  cli=None, metavar=None, required=frozenset(), deprecated=False,
-                 minimum=None):
+                 minimum=None, maximum=None, max_items=MAX_ITEMS):
         self.name = name
         self.vtype = vtype
         self.kinds = frozenset(kinds)
@@ -69,6 +80,8 @@ class Option(object):
         self.required = frozenset(required)
         self.deprecated = deprecated
         self.minimum = minimum
+        self.maximum = maximum
+        self.max_items = max_items
 
 
 OPTIONS = (
@@ -81,7 +94,9 @@ OPTIONS = (
            metavar='ARCHES',
            help='Build only these arches (space- or comma-separated); scratch or isolated only'),
     Option('git_branch', 'text', IMAGE_KINDS, cli='--git-branch', required=IMAGE_KINDS,
-           pattern=r'^[^\s~^:?*\[\\]+$(?!\n)', pattern_doc='a git branch name', metavar='BRANCH',
+           pattern=scmurl.BRANCH_PATTERN,
+           pattern_doc='a git branch name (git check-ref-format rules, no leading "-", '
+                       'not refs/... or a commit id)', metavar='BRANCH',
            help='Git branch the commit is on (required)'),
     Option('release', 'text', IMAGE_KINDS, cli='--release', pattern=RELEASE_PATTERN,
            pattern_doc='a release such as 1, 3.el9 or 1.2_3 (starts with a digit, no "-")',
@@ -90,9 +105,10 @@ OPTIONS = (
            pattern=NVR_PATTERN, pattern_doc='a Koji build NVR (name-version-release)',
            metavar='NVR', help='Koji build (NVR) to use as the parent image instead of FROM'),
     Option('yum_repourls', 'list_text', IMAGE_KINDS, cli='--repo-url', pattern=URL_PATTERN,
-           pattern_doc='an http(s) or ftp URL without credentials (no user@)', metavar='URL',
+           pattern_doc=URL_DOC, metavar='URL',
            help='URL of a .repo file to add to the build (repeatable)'),
     Option('compose_ids', 'list_int', IMAGE_KINDS, cli='--compose-id', metavar='ID', minimum=1,
+           maximum=MAX_ID,
            help='ODCS compose id to use for yum repositories (repeatable)'),
     Option('signing_intent', 'text', (BINARY, FLATPAK, SOURCE), cli='--signing-intent',
            pattern=TEXT_PATTERN, pattern_doc='a signing intent name', metavar='INTENT',
@@ -106,13 +122,14 @@ OPTIONS = (
            help='JSON object of custom user metadata stored with the build'),
     Option('operator_csv_modifications_url', 'text', IMAGE_KINDS,
            cli='--operator-csv-modifications-url', pattern=URL_PATTERN,
-           pattern_doc='an http(s) or ftp URL without credentials (no user@)', metavar='URL',
+           pattern_doc=URL_DOC, metavar='URL',
            help='URL of operator CSV modifications JSON; isolated builds only'),
     Option('flatpak', 'bool', IMAGE_KINDS,
            help='Build a Flatpak (set by flatpak-build)'),
     Option('skip_build', 'bool', IMAGE_KINDS, deprecated=True,
            help='Deprecated and ignored; true is refused'),
     Option('koji_build_id', 'int', (SOURCE,), cli='--koji-build-id', metavar='ID', minimum=1,
+           maximum=MAX_ID,
            help='Koji build id of the image to build a source container for'),
     Option('koji_build_nvr', 'text', (SOURCE,), cli='--koji-build-nvr', pattern=NVR_PATTERN,
            pattern_doc='a Koji build NVR (name-version-release)', metavar='NVR',
@@ -185,12 +202,6 @@ def _check_kind(kind):
         raise ValueError('unknown build kind %r' % (kind,))
 
 
-def short_repr(value):
-    """repr() of a user value cut to 80 characters, for fault messages."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + '...'
-
-
 def _is_int(value):
     # JSON schema's "integer" includes integral floats (12.0): accept them as ints.
     if isinstance(value, float):
@@ -211,21 +222,26 @@ def _is_url(opt):
     return opt.pattern == URL_PATTERN
 
 
+# Runs of characters that may be a URL's userinfo, each tried once (the lookbehind
+# anchors a match at the start of a run: linear, not quadratic, on long runs).
+_USERINFO_RUN = re.compile(r'(?<![^\s/?#@])[^\s/?#@]*@')
+
+
 def mask_userinfo(text):
     """`text` with every `...@` run masked, so a message never quotes a token back."""
-    return re.sub(r'[^\s/?#@]*@', '***@', text)
+    return _USERINFO_RUN.sub('***@', text)
 
 
 def _check_text(opt, value, what):
     if not isinstance(value, str):
         raise OptionError('Invalid option %r: %s must be a string, got %s'
                           % (opt.name, what, short_repr(value)))
-    if re.search(BAD_CHARS_PATTERN, value):
-        raise OptionError('Invalid option %r: %s contains control or non-character code '
-                          'points' % (opt.name, what))
     if len(value) > MAX_TEXT:
         raise OptionError('Invalid option %r: %s is longer than %d characters'
                           % (opt.name, what, MAX_TEXT))
+    if re.search(BAD_CHARS_PATTERN, value):
+        raise OptionError('Invalid option %r: %s contains control or non-character code '
+                          'points' % (opt.name, what))
     if _is_url(opt) and re.match(URL_USERINFO_PATTERN, value):
         raise OptionError('Invalid option %r: %s must not contain credentials '
                           '("user@" or "user:password@" before the host; task options are '
@@ -236,6 +252,17 @@ def _check_text(opt, value, what):
                           % (opt.name, what, opt.pattern_doc, short_repr(shown)))
 
 
+def _int_ok(opt, value):
+    return _is_int(value) and (opt.minimum is None or value >= opt.minimum) \
+        and (opt.maximum is None or value <= opt.maximum)
+
+
+def _int_doc(opt):
+    if opt.maximum is not None:
+        return 'an integer from %d to %d' % (opt.minimum or 0, opt.maximum)
+    return 'a positive integer'
+
+
 def _check_value(opt, value):
     """Raise OptionError unless `value` (not None) fits `opt`."""
     vtype = opt.vtype
@@ -244,39 +271,30 @@ def _check_value(opt, value):
             raise OptionError('Invalid option %r: must be true or false, got %s'
                               % (opt.name, short_repr(value)))
     elif vtype == 'int':
-        if not _is_int(value) or (opt.minimum is not None and value < opt.minimum):
-            raise OptionError('Invalid option %r: must be a positive integer, got %s'
-                              % (opt.name, short_repr(value)))
+        if not _int_ok(opt, value):
+            raise OptionError('Invalid option %r: must be %s, got %s'
+                              % (opt.name, _int_doc(opt), short_repr(value)))
     elif vtype == 'text':
         _check_text(opt, value, 'the value')
     elif vtype in ('list_text', 'list_int'):
         if not isinstance(value, list):
             raise OptionError('Invalid option %r: must be a list, got %s'
                               % (opt.name, short_repr(value)))
+        if len(value) > opt.max_items:
+            raise OptionError('Invalid option %r: at most %d items are allowed, got %d'
+                              % (opt.name, opt.max_items, len(value)))
         for item in value:
             if vtype == 'list_int':
-                if not _is_int(item) or (opt.minimum is not None and item < opt.minimum):
-                    raise OptionError('Invalid option %r: every item must be a positive '
-                                      'integer, got %s' % (opt.name, short_repr(item)))
+                if not _int_ok(opt, item):
+                    raise OptionError('Invalid option %r: every item must be %s, got %s'
+                                      % (opt.name, _int_doc(opt), short_repr(item)))
             else:
                 _check_text(opt, item, 'every item')
     elif vtype == 'object':
         if not isinstance(value, dict):
             raise OptionError('Invalid option %r: must be a JSON object, got %s'
                               % (opt.name, short_repr(value)))
-        try:
-            # allow_nan=False: NaN and Infinity are not JSON; OSBS would refuse them later.
-            json.dumps(value, allow_nan=False)
-        except ValueError as exc:
-            if 'Out of range float' not in str(exc):
-                raise OptionError('Invalid option %r: not JSON-serializable (%s)'
-                                  % (opt.name, exc))
-            raise OptionError('Invalid option %r: NaN and Infinity are not valid JSON numbers'
-                              % opt.name)
-        except (TypeError, RecursionError) as exc:  # RecursionError: deep nesting
-            raise OptionError('Invalid option %r: not JSON-serializable (%s)' % (opt.name, exc))
-        if not all(isinstance(k, str) for k in value):
-            raise OptionError('Invalid option %r: object keys must be strings' % opt.name)
+        wirevalue.check_json_value(value, 'option %r' % opt.name, MAX_DEPTH, MAX_USERDATA)
     else:  # pragma: no cover - a table error, not user input
         raise ValueError('bad option type %r' % vtype)
 
@@ -286,7 +304,8 @@ def validate(kind, opts):
 
     clean_opts keeps every set option and drops unset ones (None, False, empty) so
     builders of any version see the same meaning. Raises OptionError naming the
-    option and the problem.
+    option and the problem. Linear in the size of `opts`, and bounded: every limit is
+    checked before the values it bounds are looked at.
     """
     _check_kind(kind)
     if opts is None:
@@ -295,10 +314,17 @@ def validate(kind, opts):
         raise OptionError('Invalid opts: must be a dict of build options, got %s'
                           % short_repr(opts))
     allowed = dict((o.name, o) for o in options_for(kind))
-    unknown = sorted(str(k) for k in opts if k not in allowed)
+    if len(opts) > MAX_OPTS_KEYS:
+        raise OptionError('Invalid opts: %d keys; a %s build has %d options'
+                          % (len(opts), kind, len(allowed)))
+    unknown = sorted(short_repr(k if isinstance(k, str) else short_repr(k))
+                     for k in opts if k not in allowed)
     if unknown:
+        shown = ', '.join(unknown[:MAX_UNKNOWN_SHOWN])
+        if len(unknown) > MAX_UNKNOWN_SHOWN:
+            shown += ' (and %d more)' % (len(unknown) - MAX_UNKNOWN_SHOWN)
         raise OptionError('Unknown option%s for a %s build: %s' % (
-            's' if len(unknown) > 1 else '', kind, ', '.join(repr(k) for k in unknown)))
+            's' if len(unknown) > 1 else '', kind, shown))
     warnings = []
     clean = {}
     for name, opt in allowed.items():
@@ -325,6 +351,15 @@ def validate(kind, opts):
     return clean, warnings
 
 
+def schema_subject(opts):
+    """What the builder checks with json_schema() after validate() passed: `opts` with
+    userdata emptied. validate() checked userdata with the schema's own rule (and its
+    size); jsonschema walks JSON values ~1000 times slower (seconds at the size limit)."""
+    if isinstance(opts, dict) and isinstance(opts.get('userdata'), dict) and opts['userdata']:
+        return dict(opts, userdata={'checked': True})
+    return opts
+
+
 def kind_of(opts):
     """The kind of a buildContainer request: flatpak if opts say so, else binary."""
     if isinstance(opts, dict) and opts.get('flatpak') is True:
@@ -341,25 +376,29 @@ def arch_list(arch_override):
 
 # ---------------------------------------------------------------- JSON schema
 
+def _int_schema(opt):
+    schema = {'type': 'integer'}
+    if opt.minimum is not None:
+        schema['minimum'] = opt.minimum
+    if opt.maximum is not None:
+        schema['maximum'] = opt.maximum
+    return schema
+
+
 def _schema_for_value(opt):
     vtype = opt.vtype
     if vtype == 'bool':
         schema = {'type': 'boolean'}
     elif vtype == 'int':
-        schema = {'type': 'integer'}
-        if opt.minimum is not None:
-            schema['minimum'] = opt.minimum
+        schema = _int_schema(opt)
     elif vtype == 'text':
         schema = _text_schema(opt)
     elif vtype == 'list_text':
-        schema = {'type': 'array', 'items': _text_schema(opt)}
+        schema = {'type': 'array', 'items': _text_schema(opt), 'maxItems': opt.max_items}
     elif vtype == 'list_int':
-        item = {'type': 'integer'}
-        if opt.minimum is not None:
-            item['minimum'] = opt.minimum
-        schema = {'type': 'array', 'items': item}
+        schema = {'type': 'array', 'items': _int_schema(opt), 'maxItems': opt.max_items}
     elif vtype == 'object':
-        schema = {'type': 'object', 'additionalProperties': {'$ref': JSON_VALUE_REF}}
+        schema = _json_object(1)
     else:  # pragma: no cover
         raise ValueError(vtype)
     if opt.deprecated and vtype == 'bool':
@@ -367,18 +406,40 @@ def _schema_for_value(opt):
     return {'anyOf': [schema, {'type': 'null'}], 'description': opt.help}
 
 
-JSON_VALUE_REF = '#/definitions/json_value'
-# A JSON value without NaN or Infinity (what validate's json.dumps(allow_nan=False) allows).
-# Integers of any size are fine; other numbers must be finite: +-Infinity fail the bounds,
-# and NaN, which passes every bound (all comparisons with NaN are false), is the only
-# number with both exclusiveMinimum 0 and exclusiveMaximum 0, so 'not' that refuses it.
-JSON_VALUE_SCHEMA = {'anyOf': [
-    {'type': ['null', 'boolean', 'string', 'integer']},
+# userdata as the schema sees it (wirevalue.check_json_value is the same rule, plus the
+# total size, which a schema cannot express): JSON values nested at most MAX_DEPTH deep,
+# whole numbers within 64 bits, other numbers finite, text XML can carry.
+# One definition per depth: json_value_<d> is a value at depth d (the object is depth 0).
+_TEXT_SCHEMA = {'type': 'string', 'not': {'pattern': XML_BAD_CHARS_PATTERN}}
+_SCALARS = [
+    {'type': ['null', 'boolean']},
+    _TEXT_SCHEMA,
+    {'type': 'integer', 'minimum': wirevalue.INT64_MIN, 'maximum': wirevalue.INT64_MAX},
+    # a number that is not whole: NaN passes every bound (comparisons with NaN are
+    # false) and is the only number with both exclusive bounds 0, so 'not' refuses it
     {'type': 'number', 'minimum': -MAX_FLOAT, 'maximum': MAX_FLOAT,
-     'not': {'exclusiveMinimum': 0, 'exclusiveMaximum': 0}},
-    {'type': 'array', 'items': {'$ref': JSON_VALUE_REF}},
-    {'type': 'object', 'additionalProperties': {'$ref': JSON_VALUE_REF}},
-]}
+     'not': {'anyOf': [{'type': 'integer'}, {'exclusiveMinimum': 0, 'exclusiveMaximum': 0}]}},
+]
+
+
+def _json_ref(depth):
+    return {'$ref': '#/definitions/json_value_%d' % depth}
+
+
+def _json_object(depth):
+    return {'type': 'object', 'propertyNames': _TEXT_SCHEMA,
+            'additionalProperties': _json_ref(depth)}
+
+
+def _json_definitions():
+    defs = {}
+    for depth in range(1, MAX_DEPTH + 1):
+        choices = list(_SCALARS)
+        if depth < MAX_DEPTH:
+            choices += [{'type': 'array', 'items': _json_ref(depth + 1)},
+                        _json_object(depth + 1)]
+        defs['json_value_%d' % depth] = {'anyOf': choices}
+    return defs
 
 
 def _text_schema(opt):
@@ -432,7 +493,7 @@ def json_schema(kind):
         'additionalProperties': False,
         'required': sorted(o.name for o in opts if kind in o.required),
         'allOf': all_of,
-        'definitions': {'json_value': JSON_VALUE_SCHEMA},
+        'definitions': _json_definitions(),
     }
 
 
@@ -455,17 +516,32 @@ def cli_options(kind):
     return result
 
 
+_CLI_INT = re.compile(r'[0-9]{1,19}')
+
+
 def _from_cli_text(opt, text):
+    """A CLI text as the option's value; OptionError for what does not convert.
+
+    Integers are ASCII digits only (Python's int() also takes '1_0' and other scripts'
+    digits); JSON is bounded before parsing (json.loads recurses on nesting).
+    """
     if opt.vtype in ('int', 'list_int'):
-        try:
-            return int(text)
-        except ValueError:
-            raise OptionError('Invalid value for %s: %r is not an integer' % (opt.cli, text))
+        if not _CLI_INT.fullmatch(text):
+            raise OptionError('Invalid value for %s: %s is not an integer (ASCII digits '
+                              'only, at most 19)' % (opt.cli, short_repr(text)))
+        return int(text)
     if opt.vtype == 'object':
+        if len(text) > MAX_USERDATA:
+            raise OptionError('Invalid value for %s: longer than %d characters'
+                              % (opt.cli, MAX_USERDATA))
         try:
             value = json.loads(text)
+        except RecursionError:
+            raise OptionError('Invalid value for %s: nested deeper than %d levels'
+                              % (opt.cli, MAX_DEPTH))
         except ValueError as exc:
-            raise OptionError('Invalid value for %s: not valid JSON (%s)' % (opt.cli, exc))
+            raise OptionError('Invalid value for %s: not valid JSON (%s)'
+                              % (opt.cli, short_repr(str(exc), 120)))
         if not isinstance(value, dict):
             raise OptionError('Invalid value for %s: must be a JSON object' % opt.cli)
         return value

@@ -71,7 +71,7 @@ MAX_PENDING_PLATFORMS = 16    # unconfirmed platform names held at once
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 MAX_MARKER_PATH = 4096
 
-_PLATFORM_RE = re.compile(r'^[A-Za-z0-9_]{1,64}$')
+_PLATFORM_RE = re.compile(r'^[A-Za-z0-9_]{1,64}\Z')
 _OWN_LOGS = (BUILD_LOG, REMOTE_SOURCES_LOG, USER_WARNINGS_LOG)
 
 

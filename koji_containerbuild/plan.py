@@ -62,15 +62,17 @@ def validate_opts(kind, opts):
     """
     if opts is None:
         opts = {}
+    # The options model first: linear and bounded (the schema is slow on huge input).
+    result = options_model.validate(kind, opts)
     validator = jsonschema.Draft7Validator(options_model.json_schema(kind))
+    subject = options_model.schema_subject(opts)
     try:
-        errors = sorted(validator.iter_errors(opts), key=lambda e: list(e.absolute_path))
+        errors = sorted(validator.iter_errors(subject), key=lambda e: list(e.absolute_path))
     except (TypeError, ValueError, RecursionError) as exc:
         raise OptionError('Invalid opts: %s' % exc)
     if errors:
-        options_model.validate(kind, opts)   # raises with its own wording when it can
         raise OptionError(_schema_message(errors[0]))
-    return options_model.validate(kind, opts)
+    return result
 
 
 def _kind(opts):

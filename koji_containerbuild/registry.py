@@ -36,9 +36,9 @@ MAX_MANIFEST = 4 * 1024 * 1024
 MAX_BLOB = 64 * 1024 * 1024
 MAX_SMALL = 64 * 1024          # token answers, error bodies
 DEFAULT_DEADLINE = 120.0       # seconds for one whole call (request + body)
-_REPO_RE = re.compile(r'^[a-z0-9]+(?:[._-][a-z0-9]+|__)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$')
-_TAG_RE = re.compile(r'^[\w][\w.-]{0,127}$')
-_DIGEST_RE = re.compile(r'^sha256:[0-9a-f]{64}$')
+_REPO_RE = re.compile(r'^[a-z0-9]+(?:[._-][a-z0-9]+|__)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*\Z')
+_TAG_RE = re.compile(r'^[\w][\w.-]{0,127}\Z')
+_DIGEST_RE = re.compile(r'^sha256:[0-9a-f]{64}\Z')
 
 
 def check_transport(scheme, host, tls_verify, allow_insecure=False, option=None):
@@ -75,7 +75,7 @@ def split_url(url):
     """('https', 'host:port') for a registry URL or bare host[:port] (https by default)."""
     if not isinstance(url, str) or not url.strip():
         raise ConfigError('Registry URL is empty')
-    match = re.match(r'^(?:(https?)://)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?/?$',
+    match = re.match(r'^(?:(https?)://)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?/?\Z',
                      url.strip())
     if not match or (match.group(3) and not 0 < int(match.group(3)) < 65536):
         raise ConfigError('Invalid registry URL %r: expected [https://]host[:port]'

@@ -11,6 +11,7 @@ message names the problem and never contains credentials from the URL.
 """
 
 import errno
+import io
 import os
 import re
 import shutil
@@ -21,15 +22,21 @@ import koji
 import koji.daemon
 
 from koji_containerbuild import dockerfile, gitfetch, options as options_model, scmurl
-from koji_containerbuild.errors import ConfigError, SourceError
+from koji_containerbuild.errors import ConfigError, OptionError, SourceError
 
 DOCKERFILE = 'Dockerfile'
 ADDITIONAL_TAGS = 'additional-tags'
 CONTAINER_YAML = 'container.yaml'
 # What the pre-build checks read; nothing else is fetched.
 CHECK_FILES = (DOCKERFILE, ADDITIONAL_TAGS, CONTAINER_YAML)
-MAX_SMALL_FILE = 1024 * 1024          # additional-tags, container.yaml
+MAX_SMALL_FILE = 1024 * 1024          # additional-tags
+# container.yaml: PyYAML's pure-Python loader takes seconds on 1 MiB (its C loader
+# crashes the process on deep nesting, so it is not used); real files are a few KiB.
+MAX_CONTAINER_YAML = 64 * 1024
+MAX_YAML_FLOW_DEPTH = 100
+_FLOW_BRACKET = re.compile(rb'[\[\]{}]')
 MAX_TAG = 128                          # registry tag limit
+MAX_ADDITIONAL_TAGS = 64               # each one is a registry PUT per build
 CHECKOUT_DIR = 'source'
 
 # Labels in order of preference (first found wins).
@@ -41,20 +48,18 @@ LABELS = (
 )
 REQUIRED = ('component', 'version', 'name')   # release: optional (auto-release)
 
-_FULL_SHA = re.compile(r'^(?:[0-9a-f]{40}|[0-9a-f]{64})$')
-_ABBREV_SHA = re.compile(r'^[0-9a-f]{4,39}$')
-_BAD_REF = re.compile(r'[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|^[-/.+]|[/.]$|\.lock$')
-_MODULE_RE = re.compile(r'^[A-Za-z0-9_.@+-]+(/[A-Za-z0-9_.@+-]+)*$')
+_FULL_SHA = re.compile(r'^(?:[0-9a-f]{40}|[0-9a-f]{64})\Z')
+_ABBREV_SHA = re.compile(r'^[0-9a-f]{4,39}\Z')
 _NOT_FOUND = ("couldn't find remote ref", 'not our ref', 'unadvertised object',
               'no such remote ref')
 _UNREACHABLE = ('could not read from remote', 'unable to connect', 'unable to access',
                 'connection refused', 'not allowed', 'does not appear to be a git repository',
                 'repository not found')
-_COMPONENT_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.+-]*$', re.ASCII)
-_VERSION_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.]*$', re.ASCII)
+_COMPONENT_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z', re.ASCII)
+_VERSION_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.]*\Z', re.ASCII)
 _REPO_PART = r'[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
-_NAME_RE = re.compile(r'^%s(?:/%s)*$' % (_REPO_PART, _REPO_PART), re.ASCII)
-_TAG_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.]{0,127}$', re.ASCII)
+_NAME_RE = re.compile(r'^%s(?:/%s)*\Z' % (_REPO_PART, _REPO_PART), re.ASCII)
+_TAG_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.]{0,127}\Z', re.ASCII)
 MAX_NAME = 255
 
 
@@ -115,7 +120,8 @@ class ImageIdentity(object):
 # ------------------------------------------------------------------ SCM rules
 
 def _secrets(url):
-    """user:password parts of a URL (raw and unquoted), to scrub from any message."""
+    """Passwords (and tokens: a bare user outside git+ssh) of a URL, raw and unquoted, to
+    scrub from any message."""
     netloc = url.split('://', 1)[-1].split('/', 1)[0]
     if '@' not in netloc:
         return []
@@ -126,15 +132,26 @@ def _secrets(url):
         if ':' in piece:
             password = piece.split(':', 1)[1]
             found.update((password, urllib.parse.unquote(password)))
+        elif not url.startswith(scmurl.USER_SCHEMES):
+            # a bare user outside ssh is a token (https://TOKEN@host)
+            found.update((piece, urllib.parse.unquote(piece)))
     return sorted((s for s in found if s), key=len, reverse=True)
 
 
 def make_scm(scm_url, options):
-    """koji.daemon.SCM for `scm_url` (git only) or SourceError."""
+    """koji.daemon.SCM for `scm_url` (git only) or SourceError.
+
+    The URL is first checked with the rules the hub and the CLI use (scmurl), with the
+    builder's allow_password_in_scm_url: what the hub accepts, this accepts.
+    """
     secrets = _secrets(scm_url) if isinstance(scm_url, str) else []
     if not isinstance(scm_url, str) or not scm_url:
         raise SourceError('Invalid SCM URL: a non-empty string is required')
     allow_password = bool(getattr(options, 'allow_password_in_scm_url', False))
+    try:
+        scmurl.parse_source_url(scm_url, allow_password=allow_password)
+    except OptionError as exc:
+        raise SourceError(scmurl.redact(str(exc), secrets))
     try:
         scm = koji.daemon.SCM(scm_url, allow_password=allow_password)
     except koji.GenericError as exc:
@@ -161,36 +178,36 @@ def assert_scm_allowed(scm, options, session=None, policy_data=None):
         raise SourceError('SCM not allowed: %s' % scmurl.redact(str(exc), secrets))
 
 
-def _git_uri(scm):
+def _git_uri(scm, with_password=True):
     """The URL handed to git, the way kojid's SCM.checkout builds it."""
+    user = scm.user
+    if user and not with_password:
+        # ssh: the login name stays; elsewhere a user part is a token: all of it goes
+        user = user.split(':', 1)[0] if scm.scmtype == 'GIT+SSH' else None
     if scm.scmtype == 'GIT+SSH':
-        return 'git+ssh://%s@%s%s' % (scm.user, scm.host, scm.repository)
+        return 'git+ssh://%s@%s%s' % (user, scm.host, scm.repository)
     scheme = scm.scheme.split('+', 1)[1] if '+' in scm.scheme else scm.scheme
-    if scm.user:
-        return '%s%s@%s%s' % (scheme, scm.user, scm.host, scm.repository)
+    if user:
+        return '%s%s@%s%s' % (scheme, user, scm.host, scm.repository)
     return '%s%s%s' % (scheme, scm.host, scm.repository)
 
 
 def check_ref(ref):
-    """A revision that is safe to pass to git fetch (no refspec or option tricks)."""
-    if ref.startswith('origin/'):   # kojid accepts origin/<branch> too
+    """A revision that is safe to pass to git fetch (scmurl.check_ref_name, SourceError)."""
+    if isinstance(ref, str) and ref.startswith('origin/'):   # kojid accepts origin/<branch>
         ref = ref[len('origin/'):]
-    if not ref or len(ref) > 255 or _BAD_REF.search(ref):
-        raise SourceError('Invalid git revision %r in the SCM URL: use a branch, tag or '
-                          'commit' % (ref[:80],))
-    return ref
+    try:
+        return scmurl.check_ref_name(ref)
+    except OptionError as exc:
+        raise SourceError(str(exc))
 
 
 def check_module(module):
-    """The ?module part: a relative directory inside the repository, no tricks."""
-    module = (module or '').strip('/')
-    if not module:
-        return ''
-    if len(module) > 1024 or not _MODULE_RE.match(module) \
-            or any(part in ('.', '..', '.git') for part in module.split('/')):
-        raise SourceError('Invalid subdirectory %r in the SCM URL (after "?"): use a '
-                          'relative path of plain names' % (module[:80],))
-    return module
+    """The ?module part (scmurl.check_module) as SourceError."""
+    try:
+        return scmurl.check_module(module)
+    except OptionError as exc:
+        raise SourceError(str(exc))
 
 
 # ------------------------------------------------------------------ fetching
@@ -254,6 +271,12 @@ def _fetch_into(scm, scm_url, repodir, ref, module, logger, sparse, flatpak, tim
     if branch:
         _fetch_branch(git, ref, branch, commit, partial=sparse,
                       what=scmurl.redact(scm_url.rsplit('#', 1)[0], git.secrets))
+    if scm.user and (':' in scm.user or scm.scmtype != 'GIT+SSH'):
+        # allow_password_in_scm_url: the password (or token) must not stay in .git/config,
+        # which a build context holds (COPY . bakes it into the image). Nothing is
+        # fetched later.
+        git_uri = _git_uri(scm, with_password=False)
+        git.run('remote', 'set-url', 'origin', git_uri, what='git remote set-url')
     srcdir = _inside(repodir, module, 'the subdirectory %r' % module)
     if not os.path.isdir(srcdir):
         raise SourceError('The subdirectory %r does not exist in %s at commit %s'
@@ -277,11 +300,10 @@ def _check_branch(branch):
         return None
     if not isinstance(branch, str) or not branch:
         raise SourceError('Invalid git branch %r: a branch name is required' % (branch,))
-    name = check_ref(branch)
-    if name.startswith('refs/') or _FULL_SHA.match(name):
-        raise SourceError('Invalid git branch %r: give the branch name, not a ref or commit'
-                          % (branch[:80],))
-    return name
+    try:
+        return scmurl.check_branch_name(branch)
+    except OptionError as exc:
+        raise SourceError(str(exc))
 
 
 # Depths tried, in order, when the date-bounded fetch did not reach the commit (commits
@@ -509,12 +531,16 @@ def read_container_yaml(srcdir):
     path = _regular_file(srcdir, CONTAINER_YAML)
     if path is None:
         return {}
-    data = read_file(path, MAX_SMALL_FILE, CONTAINER_YAML)
+    data = read_file(path, MAX_CONTAINER_YAML, CONTAINER_YAML)
     try:
         import yaml
     except ImportError:
         raise ConfigError('PyYAML is not installed on this builder; it is needed to read '
                           'container.yaml')
+    if _flow_depth(data) > MAX_YAML_FLOW_DEPTH:
+        # the parser would recurse that deep before failing (slowly)
+        raise SourceError('container.yaml is not valid YAML: [ and { nested deeper than %d '
+                          'levels' % MAX_YAML_FLOW_DEPTH)
     try:
         value = yaml.safe_load(data)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
@@ -526,6 +552,16 @@ def read_container_yaml(srcdir):
     return value
 
 
+def _flow_depth(data):
+    """Largest count of [ and { not yet closed, anywhere (quotes not considered: an
+    over-estimate only for strings full of unbalanced brackets)."""
+    depth = deepest = 0
+    for match in _FLOW_BRACKET.finditer(data):
+        depth = max(0, depth + (1 if match.group() in (b'[', b'{') else -1))
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def _first_line(exc):
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:200]
@@ -534,8 +570,8 @@ def _first_line(exc):
 def read_additional_tags(srcdir, container_yaml=None):
     """Extra tags: container.yaml `tags:` if it has any, else the additional-tags file.
 
-    Returns the tags in file order without duplicates (length and characters are checked
-    by check_tag_lengths and split_valid_tags).
+    Returns the tags in file order without duplicates, at most MAX_ADDITIONAL_TAGS
+    (length and characters are checked by check_tag_lengths and split_valid_tags).
     """
     if container_yaml is None:
         container_yaml = read_container_yaml(srcdir)
@@ -550,14 +586,24 @@ def read_additional_tags(srcdir, container_yaml=None):
             return []
         data = read_file(path, MAX_SMALL_FILE, ADDITIONAL_TAGS)
         try:
-            raw = data.decode('utf-8').splitlines()
+            # lines end at \n only (as the OSBS tooling reads them); a tag holding another
+            # separator (\x0c, \x85, \u2028...) is invalid and dropped by split_valid_tags
+            # (one line at a time: no list of every line of a 1 MiB file)
+            raw = io.StringIO(data.decode('utf-8'), newline='\n')
         except UnicodeDecodeError:
             raise SourceError('%s is not valid UTF-8' % ADDITIONAL_TAGS)
-    tags = []
+    # dict: insertion-ordered and linear (a list membership test was quadratic); stops
+    # at the first tag over the limit
+    seen = {}
     for item in raw:
         tag = item.strip()
-        if tag and tag not in tags:
-            tags.append(tag)
+        if tag and tag not in seen:
+            seen[tag] = None
+            if len(seen) > MAX_ADDITIONAL_TAGS:
+                raise SourceError('More than %d additional tags (%s); at most %d are allowed'
+                                  % (MAX_ADDITIONAL_TAGS, 'container.yaml "tags"' if yaml_tags
+                                     else ADDITIONAL_TAGS, MAX_ADDITIONAL_TAGS))
+    tags = list(seen)
     return tags
 
 

@@ -37,13 +37,17 @@ def type_text(opt):
     limit = ' (≤ %d characters)' % options.MAX_TEXT
     what = ': ' + opt.pattern_doc if opt.pattern_doc else ''
     minimum = ' ≥ %d' % opt.minimum if opt.minimum is not None else ''
+    if opt.maximum is not None:
+        minimum = ' from %d to %d' % (opt.minimum or 0, opt.maximum)
+    items = ', at most %d items' % opt.max_items
     return {
         'bool': 'boolean',
         'int': 'integer%s' % minimum,
         'text': 'string%s%s' % (what, limit),
-        'list_text': 'list of strings%s%s' % (what, limit),
-        'list_int': 'list of integers%s' % minimum,
-        'object': 'JSON object (string keys; no NaN or Infinity)',
+        'list_text': 'list of strings%s%s%s' % (what, limit, items),
+        'list_int': 'list of integers%s%s' % (minimum, items),
+        'object': 'JSON object (string keys; ≤ %d characters as JSON, nested ≤ %d deep)'
+                  % (options.MAX_USERDATA, options.MAX_DEPTH),
     }[opt.vtype]
 
 
@@ -105,9 +109,15 @@ def notes_lines():
         '  which anyone can read on Koji web or with `getTaskInfo(request=True)`, so a',
         '  `user@` or `user:password@` part is refused, and the message masks it. Use',
         '  repositories the builders can read without credentials.',
-        '- **`userdata` is strict JSON:** NaN and Infinity are refused by the hub',
-        '  (`json.dumps(allow_nan=False)`) and by the builder\'s JSON schema (finite numbers',
-        '  only, integers of any size).',
+        '- **`userdata` is strict JSON that XML-RPC can carry:** NaN and Infinity, whole',
+        '  numbers outside 64 bits, control characters other than tab and newlines, lone',
+        '  surrogates, nesting deeper than %d levels and more than %d characters as JSON'
+        % (options.MAX_DEPTH, options.MAX_USERDATA),
+        '  are refused (the size by the options model only: a JSON schema cannot say it).',
+        '- **Bounded requests:** at most %d keys in opts, %d items per list option;'
+        % (options.MAX_OPTS_KEYS, options.MAX_ITEMS),
+        '  a fault for unknown keys names at most %d of them. See docs/security-inputs.md.'
+        % options.MAX_UNKNOWN_SHOWN,
         '',
     ]
 

@@ -29,7 +29,7 @@ def _check_params(arch, params):
     missing = [k for k in PARAM_KEYS if k not in params]
     if missing:
         raise OptionError('createContainer: missing params %s' % ', '.join(missing))
-    if not re.match(r'^[A-Za-z0-9_]+$', str(arch)):
+    if not re.match(r'^[A-Za-z0-9_]+\Z', str(arch)):
         raise OptionError('createContainer: invalid arch %r' % (arch,))
     rel = params['dockerfile']
     if not isinstance(rel, str) or os.path.isabs(rel) or '..' in rel.split('/'):
@@ -58,19 +58,16 @@ def fetch_repo_file(url, path, timeout, allowed=()):
 
 
 def rewrite_base(text, base_image):
-    """Dockerfile text with the final stage's base replaced by `base_image`
-    (koji_parent_build); FROM scratch cannot be replaced."""
+    """Dockerfile text (bytes, or str) with the final stage's base replaced by
+    `base_image` (koji_parent_build): only that FROM instruction's characters change;
+    FROM scratch cannot be replaced."""
     froms = native_build.from_instructions(text)
     final = froms[-1]
     aliases = set(f['alias'] for f in froms[:-1] if f['alias'])
     if final['image'] == 'scratch' or final['image'].lower() in aliases:
         raise OptionError('koji_parent_build cannot replace FROM %s' % final['image'])
-    lines = text.splitlines()
-    words = ['FROM'] + final['flags'] + [base_image]
-    if final['alias']:
-        words += ['AS', final['alias']]
-    lines[final['first']:final['last'] + 1] = [' '.join(words)]
-    return '\n'.join(lines) + '\n'
+    return native_build.replace_froms(text, [(final, native_build.from_text(final,
+                                                                            base_image))])
 
 
 class ArchBuild(object):
@@ -157,13 +154,12 @@ class ArchBuild(object):
         data = safe_files.read_in_tree(srcdir, dockerfile, dockerfile_mod.MAX_DOCKERFILE,
                                        dockerfile)
         if params['base_image']:
-            text = data.decode('utf-8', 'surrogateescape')
             # The rewritten file goes to the task's own directory, never into the
             # checkout: a repository could commit a symlink of any name there.
             # (buildah build --file may point outside the build context.)
             dockerfile = safe_files.write_new(
                 os.path.join(workdir, 'Dockerfile.koji-parent'),
-                rewrite_base(text, params['base_image']))
+                rewrite_base(data, params['base_image']))
             log_line('koji_parent_build: final stage FROM %s' % params['base_image'])
         repos_dir = os.path.join(workdir, 'repos')
         os.makedirs(repos_dir, exist_ok=True)

@@ -22,10 +22,10 @@ ISOLATIONS = ('oci', 'chroot', 'rootless')
 PULL_POLICIES = ('always', 'missing', 'never', 'newer')
 # Registry repository path components (distribution spec), joined by '/'.
 _REPO_PART = r'[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
-REPOSITORY_RE = re.compile(r'^%s(?:/%s)*$' % (_REPO_PART, _REPO_PART))
-TAG_RE = re.compile(r'^[\w][\w.-]{0,127}$')
+REPOSITORY_RE = re.compile(r'^%s(?:/%s)*\Z' % (_REPO_PART, _REPO_PART))
+TAG_RE = re.compile(r'^[\w][\w.-]{0,127}\Z')
 # An OCI runtime: a plain program name looked up on PATH, or an absolute path.
-RUNTIME_RE = re.compile(r'^(?:[A-Za-z0-9][\w.+-]{0,63}|/[\w./+-]{1,255})$')
+RUNTIME_RE = re.compile(r'^(?:[A-Za-z0-9][\w.+-]{0,63}|/[\w./+-]{1,255})\Z')
 UNIQUE_TAG_FIELDS = frozenset(('target', 'random', 'timestamp', 'task_id'))
 
 # key: (default, kind, help). kind: 'text', 'bool', 'float', 'path', 'choice:<a|b>'.
@@ -270,10 +270,10 @@ def parse(parser):
         raise ConfigError('[native] registry_namespace: %r is not a valid repository path'
                           % namespace)
     values['registry_namespace'] = namespace
-    if not re.match(r'^[\w.+-]+$', values['content_generator']):
+    if not re.match(r'^[\w.+-]+\Z', values['content_generator']):
         raise ConfigError('[native] content_generator: %r is not a valid name'
                           % values['content_generator'])
-    if not values['channel'] or not re.match(r'^[\w.+-]+$', values['channel']):
+    if not values['channel'] or not re.match(r'^[\w.+-]+\Z', values['channel']):
         raise ConfigError('[native] channel: %r is not a valid channel name' % values['channel'])
     if values['storage_driver'] not in ('', 'overlay', 'vfs'):
         raise ConfigError('[native] storage_driver: expected overlay or vfs, got %r'

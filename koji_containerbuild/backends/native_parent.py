@@ -78,7 +78,7 @@ def pullable_ref(image):
 
 def bump_release(release):
     """Next release for auto-release: bump the leading number ('3' -> '4', '3.el9' -> '4.el9')."""
-    match = re.match(r'^(\d+)(.*)$', release or '')
+    match = re.match(r'^(\d+)(.*)\Z', release or '')
     if not match:
         raise BackendError('Cannot increment release %r' % (release,))
     return '%d%s' % (int(match.group(1)) + 1, match.group(2))

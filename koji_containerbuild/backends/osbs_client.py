@@ -11,7 +11,7 @@ from koji_containerbuild.backends import osbs_capture
 from koji_containerbuild.errors import BackendError, ConfigError
 
 NOT_INSTALLED = 'osbs-client is not installed on this builder'
-_RUN_NAME_RE = re.compile(r'^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$')
+_RUN_NAME_RE = re.compile(r'^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\Z')
 MAX_REPOSITORIES = 1000
 MAX_MESSAGE = 8000
 
@@ -181,18 +181,22 @@ def _repositories(results):
         lists = [repos]
     else:
         lists = []
+    seen = set()    # a set: OSBS answers are untrusted, de-duplication stays linear
     for items in lists:
         for item in items if isinstance(items, list) else ():
-            if isinstance(item, str) and item and len(item) <= 1024 and item not in out:
+            if isinstance(item, str) and item and len(item) <= 1024 and item not in seen:
+                seen.add(item)
                 out.append(item)
-    return out[:MAX_REPOSITORIES]
+                if len(out) >= MAX_REPOSITORIES:
+                    return out
+    return out
 
 
 def success_result(results, scratch, warnings, logger):
     build_id = results.get('koji-build-id')
     koji_builds = []
     if build_id is not None and not isinstance(build_id, bool) and \
-            re.match(r'^[1-9][0-9]{0,18}$', str(build_id)):
+            re.match(r'^[1-9][0-9]{0,18}\Z', str(build_id)):
         koji_builds = [str(build_id)]
     elif build_id is not None:
         logger.warning('Ignoring invalid koji-build-id %r', str(build_id)[:100])

@@ -36,7 +36,7 @@ finally:
         gc.enable()
 
 PROG = 'koji-containerbuild'
-TARGET_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
+TARGET_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z')
 
 
 class LocalOptions(object):

@@ -290,7 +290,7 @@ def test_userdata_nan_and_infinity_refused(hub, plugin, kind, number):
 
 
 def test_unicode_and_largest_values_accepted(hub, plugin):
-    opts = dict(base_opts('binary'), compose_ids=[2 ** 63 - 1],
+    opts = dict(base_opts('binary'), compose_ids=[2 ** 31 - 1],
                 userdata={'owner': 'Zoë 🐳', 'n': -2 ** 63, 'f': 1.5, 'none': None})
     task_id = submit(hub, plugin, 'binary', opts)
     assert hub.decoded_request(task_id)[0][2] == opts

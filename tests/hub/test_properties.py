@@ -6,6 +6,7 @@ Example counts are checked (not just requested): EXAMPLES sums to >= 10,000 and
 is recorded in docs/hub.md.
 """
 
+import functools
 import koji
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,6 +47,7 @@ clean_chars = st.characters(codec='utf-8', exclude_categories=('Cc', 'Cs'),
                             exclude_characters='\ufffe\uffff')
 
 
+@functools.lru_cache(maxsize=None)   # building a regex strategy is costly
 def valid_text(opt):
     if not opt.pattern:
         return st.text(clean_chars, min_size=1, max_size=30)
@@ -59,9 +61,10 @@ def valid_value(opt):
     if opt.vtype == 'bool':
         value = st.just(False) if opt.deprecated else st.booleans()
     elif opt.vtype == 'int':
-        value = st.integers(min_value=opt.minimum or 0, max_value=2 ** 63 - 1)
+        value = st.integers(min_value=opt.minimum or 0, max_value=opt.maximum or 2 ** 63 - 1)
     elif opt.vtype == 'list_int':
-        value = st.lists(st.integers(min_value=opt.minimum or 0, max_value=2 ** 63 - 1),
+        value = st.lists(st.integers(min_value=opt.minimum or 0,
+                                     max_value=opt.maximum or 2 ** 63 - 1),
                          max_size=3)
     elif opt.vtype == 'text':
         value = valid_text(opt)
@@ -69,7 +72,9 @@ def valid_value(opt):
         value = st.lists(valid_text(opt), max_size=3)
     else:
         json_leaf = (st.none() | st.booleans() | st.integers(-2 ** 63, 2 ** 63 - 1)
-                     | st.floats(allow_nan=False, allow_infinity=False)   # JSON numbers
+                     | st.floats(allow_nan=False, allow_infinity=False).filter(
+                         # JSON numbers; whole ones within 64 bits
+                         lambda f: not f.is_integer() or -2 ** 63 <= f <= 2 ** 63 - 1)
                      | st.text(clean_chars, max_size=10))
         value = st.dictionaries(st.text(clean_chars, max_size=8), st.recursive(
             json_leaf, lambda inner: st.lists(inner, max_size=3)

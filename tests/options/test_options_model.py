@@ -24,11 +24,11 @@ GOOD = {
     'scratch': [True, False],
     'isolated': [True, False],
     'arch_override': ['x86_64', 'x86_64 aarch64', ' ppc64le  s390x '],
-    'git_branch': ['f40', 'feature/new-ui', 'rhel-9.4.0', 'a' * options.MAX_TEXT],
+    'git_branch': ['f40', 'feature/new-ui', 'rhel-9.4.0', 'origin/f40', 'a' * 255],
     'release': ['1', '3.el9', '1.2_3', '20240501'],
     'koji_parent_build': ['base-image-9.4-12', 'fedora-container-40-1.5'],
     'yum_repourls': [[], ['http://repos.example.com/x.repo'],
-                     ['https://a.example.com/b.repo', 'ftp://c.example.com/d.repo']],
+                     ['https://a.example.com/b.repo', 'http://[2001:db8::1]:8080/d.repo']],
     'compose_ids': [[], [1], [1, 2, 99999999]],
     'signing_intent': ['release', 'beta key'],
     'dependency_replacements': [[], ['gomod:example.com/lib:v1.2.3'],
@@ -46,7 +46,9 @@ BAD = {
     'isolated': ['yes', 1, [False]],
     'arch_override': ['x86_64,aarch64', 'x86-64', 'x86_64;rm', 64, ['x86_64'], LONG,
                       'x86_64\n', 'x86_64\taarch64'],
-    'git_branch': ['', 'two words', 'a:b', 'a~1', 'f40\n', 40, ['f40'], LONG],
+    'git_branch': ['', 'two words', 'a:b', 'a~1', 'f40\n', 40, ['f40'], LONG, '-x', '../../etc',
+                   'a@{1}', 'a.lock', 'a..b', '@', 'a/', '/a', 'a\x7fb', 'refs/heads/a',
+                   'a' * 40, 'a' * 256],
     'release': ['', 'el9', '1-2', '.1', '1..2', '1\n', 1, LONG],
     'koji_parent_build': ['base', 'base-1', 'a b-1-2', 'base-1-2\n', 5, ['base-1-2']],
     'yum_repourls': ['http://repos.example.com/x.repo', ['file:///etc/x.repo'], ['repo'],
@@ -363,7 +365,7 @@ def test_userdata_nan_and_infinity_refused(value):
         options.validate('binary', opts_with('binary', 'userdata', {'v': value}))
 
 
-def test_userdata_large_finite_numbers_accepted():
-    userdata = {'i': 10 ** 30, 'f': options.MAX_FLOAT, 'g': -options.MAX_FLOAT, 'z': 0.0}
+def test_userdata_largest_numbers_accepted():
+    userdata = {'i': 2 ** 63 - 1, 'j': -2 ** 63, 'f': 1.5e-300, 'g': -0.5, 'z': 0.0}
     assert options.validate('source', opts_with('source', 'userdata', userdata))[0][
         'userdata'] == userdata
