@@ -34,8 +34,8 @@ MAX_REPO_FILE = 1024 * 1024
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)
 URL_KEYS = ('baseurl', 'metalink', 'mirrorlist')
-_SECTION_RE = re.compile(r'^[A-Za-z0-9_.:-]{1,200}$')
-_KEY_RE = re.compile(r'^[A-Za-z0-9_.-]{1,100}$')
+_SECTION_RE = re.compile(r'^[A-Za-z0-9_.:-]{1,200}\Z')
+_KEY_RE = re.compile(r'^[A-Za-z0-9_.-]{1,100}\Z')
 
 
 # ------------------------------------------------------------------ parsing

@@ -23,8 +23,8 @@ import koji
 from koji_containerbuild import buildah
 
 DEFAULT_DIR = 'containerbuild-storage'
-_ATTEMPT_RE = re.compile(r'^(\d+)-(\d+)$')
-_TASK_RE = re.compile(r'^task-\d+$')
+_ATTEMPT_RE = re.compile(r'^(\d+)-(\d+)\Z')
+_TASK_RE = re.compile(r'^task-\d+\Z')
 
 
 def _start_time(pid):
