@@ -56,6 +56,7 @@ import subprocess
 import sys
 import threading
 import time
+from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Listener
 
 import koji
@@ -403,6 +404,19 @@ class _RemoteNamespace(object):
         return lambda *a, **k: self._session._call('%s.%s' % (self._prefix, name), a, k)
 
 
+def _connect(address, authkey, tries=5):
+    """multiprocessing's Client; its handshake is retried: under load the test's listener
+    has been seen to reject a correct digest now and then (AuthenticationError), which is
+    the double's transport, not anything kojid or the plugin does."""
+    for attempt in range(tries):
+        try:
+            return Client(address, authkey=authkey)
+        except AuthenticationError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
 class RemoteSession(object):
     """A hub session of the kojid process (or a task's subsession): every call goes to
     the test's hub double, one connection per session."""
@@ -410,7 +424,7 @@ class RemoteSession(object):
     def __init__(self, address, authkey, session_id=None):
         self._address = tuple(address)
         self._authkey = authkey
-        self._conn = Client(self._address, authkey=authkey)
+        self._conn = _connect(self._address, authkey)
         self._lock = threading.Lock()
         self.host = _RemoteNamespace(self, 'host')
         self.repo = _RemoteNamespace(self, 'repo')

@@ -169,6 +169,8 @@ class World(object):
                 return
             self.run_child(task_id, arglist)
         elif method == 'tagBuild':
+            if self.tag_behaviour == 'free':
+                return      # queued for another builder (not opened by this host)
             self.hub.open_task(task_id)
             if self.tag_behaviour == 'leave':
                 return
