@@ -1,10 +1,9 @@
 """Source access and image identity for container builds (shared by both backends).
 
-* make_scm, assert_scm_allowed, check_ref, check_module: the SCM URL rules (kojid's
-  koji.daemon.SCM and allowed-SCM settings).
-* fetch_source / fetch_full_tree (in source_fetch, importable from here): fetch one commit:
-  only Dockerfile, additional-tags and container.yaml for the pre-build checks, or the
-  whole tree for a native build context.
+* make_scm, assert_scm_allowed, check_ref, check_module (the SCM URL rules) and
+  fetch_source / fetch_full_tree (fetch one commit: only Dockerfile, additional-tags and
+  container.yaml for the pre-build checks, or the whole tree for a native build
+  context) live in source_fetch.py and stay importable from here.
 * read_labels, read_container_yaml, read_additional_tags: read those files as hostile input.
 * image_identity, check_tag_lengths, split_valid_tags: the naming rules (NVR, tags).
 
@@ -17,13 +16,11 @@ import io
 import os
 import re
 import stat
-import urllib.parse
 
 import koji
-import koji.daemon
 
-from koji_containerbuild import dockerfile, options as options_model, scmurl
-from koji_containerbuild.errors import ConfigError, OptionError, SourceError
+from koji_containerbuild import dockerfile, options as options_model
+from koji_containerbuild.errors import ConfigError, SourceError
 
 DOCKERFILE = 'Dockerfile'
 ADDITIONAL_TAGS = 'additional-tags'
@@ -111,104 +108,14 @@ class ImageIdentity(object):
         return 'ImageIdentity(%r)' % (self.to_dict(),)
 
 
-# ------------------------------------------------------------------ SCM rules
-
-def _secrets(url):
-    """Passwords (and tokens: a bare user outside git+ssh) of a URL, raw and unquoted, to
-    scrub from any message."""
-    netloc = url.split('://', 1)[-1].split('/', 1)[0]
-    if '@' not in netloc:
-        return []
-    userinfo = netloc.rsplit('@', 1)[0]
-    found = set()
-    # Every "user:password" piece, even in malformed netlocs with several '@'.
-    for piece in [userinfo] + userinfo.split('@'):
-        if ':' in piece:
-            password = piece.split(':', 1)[1]
-            found.update((password, urllib.parse.unquote(password)))
-        elif not url.startswith(scmurl.USER_SCHEMES):
-            # a bare user outside ssh is a token (https://TOKEN@host)
-            found.update((piece, urllib.parse.unquote(piece)))
-    return sorted((s for s in found if s), key=len, reverse=True)
-
-
-def make_scm(scm_url, options):
-    """koji.daemon.SCM for `scm_url` (git only) or SourceError.
-
-    The URL is first checked with the rules the hub and the CLI use (scmurl), with the
-    builder's allow_password_in_scm_url: what the hub accepts, this accepts.
-    """
-    secrets = _secrets(scm_url) if isinstance(scm_url, str) else []
-    if not isinstance(scm_url, str) or not scm_url:
-        raise SourceError('Invalid SCM URL: a non-empty string is required')
-    allow_password = bool(getattr(options, 'allow_password_in_scm_url', False))
-    try:
-        scmurl.parse_source_url(scm_url, allow_password=allow_password)
-    except OptionError as exc:
-        raise SourceError(scmurl.redact(str(exc), secrets))
-    try:
-        scm = koji.daemon.SCM(scm_url, allow_password=allow_password)
-    except koji.GenericError as exc:
-        raise SourceError('Invalid SCM URL %s: %s'
-                          % (scmurl.redact(scm_url, secrets), scmurl.redact(str(exc), secrets)))
-    if scm.scmtype not in ('GIT', 'GIT+SSH'):
-        raise SourceError('Invalid SCM URL %s: container builds need a git repository, '
-                          'not %s' % (scmurl.redact(scm_url, secrets), scm.scmtype))
-    return scm
-
-
-def assert_scm_allowed(scm, options, session=None, policy_data=None):
-    """kojid's allowed-SCM check (config and/or build_from_scm policy) as SourceError."""
-    secrets = _secrets(scm.url)
-    try:
-        scm.assert_allowed(allowed=getattr(options, 'allowed_scms', '') or '',
-                           session=session,
-                           by_config=getattr(options, 'allowed_scms_use_config', True),
-                           by_policy=getattr(options, 'allowed_scms_use_policy', False),
-                           policy_data=policy_data)
-    except koji.ConfigurationError as exc:
-        raise ConfigError('Allowed-SCM check: %s' % scmurl.redact(str(exc), secrets))
-    except koji.GenericError as exc:
-        raise SourceError('SCM not allowed: %s' % scmurl.redact(str(exc), secrets))
-
-
-def _git_uri(scm, with_password=True):
-    """The URL handed to git, the way kojid's SCM.checkout builds it."""
-    user = scm.user
-    if user and not with_password:
-        # ssh: the login name stays; elsewhere a user part is a token: all of it goes
-        user = user.split(':', 1)[0] if scm.scmtype == 'GIT+SSH' else None
-    if scm.scmtype == 'GIT+SSH':
-        return 'git+ssh://%s@%s%s' % (user, scm.host, scm.repository)
-    scheme = scm.scheme.split('+', 1)[1] if '+' in scm.scheme else scm.scheme
-    if user:
-        return '%s%s@%s%s' % (scheme, user, scm.host, scm.repository)
-    return '%s%s%s' % (scheme, scm.host, scm.repository)
-
-
-def check_ref(ref):
-    """A revision that is safe to pass to git fetch (scmurl.check_ref_name, SourceError)."""
-    if isinstance(ref, str) and ref.startswith('origin/'):   # kojid accepts origin/<branch>
-        ref = ref[len('origin/'):]
-    try:
-        return scmurl.check_ref_name(ref)
-    except OptionError as exc:
-        raise SourceError(str(exc))
-
-
-def check_module(module):
-    """The ?module part (scmurl.check_module) as SourceError."""
-    try:
-        return scmurl.check_module(module)
-    except OptionError as exc:
-        raise SourceError(str(exc))
-
-
 # ------------------------------------------------------------------ fetching
 
-# The git fetching lives in source_fetch (which imports this module's SCM rules); these
-# names stay importable from here, looked up on first use to avoid the import cycle.
-_FETCH_NAMES = ('fetch_source', 'fetch_full_tree', 'BRANCH_DEPTHS', '_check_branch')
+# The SCM rules and the git fetching live in source_fetch (which imports this module's
+# SourceCheckout and file checks); these names stay importable from here, looked up on
+# first use to avoid the import cycle.
+_FETCH_NAMES = ('make_scm', 'assert_scm_allowed', 'check_ref', 'check_module', '_secrets',
+                '_git_uri', 'fetch_source', 'fetch_full_tree', 'BRANCH_DEPTHS',
+                '_check_branch')
 
 
 def __getattr__(name):

@@ -1,11 +1,13 @@
-"""Fetching one commit of a git repository for a container build (source.py's git side).
+"""The SCM side of a container build: SCM URL rules and fetching one git commit.
 
-fetch_source fetches only the files the pre-build checks read (source.CHECK_FILES, a sparse
-partial fetch); fetch_full_tree fetches the whole tree of the commit (a native build
-context). Both check the SCM URL with source.make_scm / assert_scm_allowed first and, with
-git_branch, check that the commit is on that branch. Kept apart from source.py, which reads
-the fetched files and derives the image identity: this module is the git protocol dance
-(fetch fallbacks for servers without filters, abbreviated ids, branch deepening).
+make_scm / assert_scm_allowed check an SCM URL with kojid's koji.daemon.SCM and its
+allowed-SCM settings (config and/or build_from_scm policy); check_ref / check_module the
+parts handed to git. fetch_source fetches only the files the pre-build checks read
+(source.CHECK_FILES, a sparse partial fetch); fetch_full_tree the whole tree of the commit
+(a native build context); with git_branch, the commit must be on that branch. Kept apart
+from source.py, which reads the fetched files and derives the image identity: this module
+is the git protocol dance (fetch fallbacks for servers without filters, abbreviated ids,
+branch deepening). Every name here stays importable from source.
 
 Every failure is an errors.SourceError whose message never contains credentials from the URL.
 """
@@ -13,12 +15,15 @@ Every failure is an errors.SourceError whose message never contains credentials 
 import os
 import re
 import shutil
+import urllib.parse
+
+import koji
+import koji.daemon
 
 from koji_containerbuild import gitfetch, scmurl
-from koji_containerbuild.errors import OptionError, SourceError
+from koji_containerbuild.errors import ConfigError, OptionError, SourceError
 from koji_containerbuild.source import (CHECK_FILES, CHECKOUT_DIR, DOCKERFILE, SourceCheckout,
-                                        _git_uri, _inside, _regular_file, _secrets,
-                                        assert_scm_allowed, check_module, check_ref, make_scm)
+                                        _inside, _regular_file)
 
 _FULL_SHA = re.compile(r'^(?:[0-9a-f]{40}|[0-9a-f]{64})\Z')
 _ABBREV_SHA = re.compile(r'^[0-9a-f]{4,39}\Z')
@@ -28,6 +33,101 @@ _UNREACHABLE = ('could not read from remote', 'unable to connect', 'unable to ac
                 'connection refused', 'not allowed', 'does not appear to be a git repository',
                 'repository not found')
 
+
+# ------------------------------------------------------------------ SCM rules
+
+def _secrets(url):
+    """Passwords (and tokens: a bare user outside git+ssh) of a URL, raw and unquoted, to
+    scrub from any message."""
+    netloc = url.split('://', 1)[-1].split('/', 1)[0]
+    if '@' not in netloc:
+        return []
+    userinfo = netloc.rsplit('@', 1)[0]
+    found = set()
+    # Every "user:password" piece, even in malformed netlocs with several '@'.
+    for piece in [userinfo] + userinfo.split('@'):
+        if ':' in piece:
+            password = piece.split(':', 1)[1]
+            found.update((password, urllib.parse.unquote(password)))
+        elif not url.startswith(scmurl.USER_SCHEMES):
+            # a bare user outside ssh is a token (https://TOKEN@host)
+            found.update((piece, urllib.parse.unquote(piece)))
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def make_scm(scm_url, options):
+    """koji.daemon.SCM for `scm_url` (git only) or SourceError.
+
+    The URL is first checked with the rules the hub and the CLI use (scmurl), with the
+    builder's allow_password_in_scm_url: what the hub accepts, this accepts.
+    """
+    secrets = _secrets(scm_url) if isinstance(scm_url, str) else []
+    if not isinstance(scm_url, str) or not scm_url:
+        raise SourceError('Invalid SCM URL: a non-empty string is required')
+    allow_password = bool(getattr(options, 'allow_password_in_scm_url', False))
+    try:
+        scmurl.parse_source_url(scm_url, allow_password=allow_password)
+    except OptionError as exc:
+        raise SourceError(scmurl.redact(str(exc), secrets))
+    try:
+        scm = koji.daemon.SCM(scm_url, allow_password=allow_password)
+    except koji.GenericError as exc:
+        raise SourceError('Invalid SCM URL %s: %s'
+                          % (scmurl.redact(scm_url, secrets), scmurl.redact(str(exc), secrets)))
+    if scm.scmtype not in ('GIT', 'GIT+SSH'):
+        raise SourceError('Invalid SCM URL %s: container builds need a git repository, '
+                          'not %s' % (scmurl.redact(scm_url, secrets), scm.scmtype))
+    return scm
+
+
+def assert_scm_allowed(scm, options, session=None, policy_data=None):
+    """kojid's allowed-SCM check (config and/or build_from_scm policy) as SourceError."""
+    secrets = _secrets(scm.url)
+    try:
+        scm.assert_allowed(allowed=getattr(options, 'allowed_scms', '') or '',
+                           session=session,
+                           by_config=getattr(options, 'allowed_scms_use_config', True),
+                           by_policy=getattr(options, 'allowed_scms_use_policy', False),
+                           policy_data=policy_data)
+    except koji.ConfigurationError as exc:
+        raise ConfigError('Allowed-SCM check: %s' % scmurl.redact(str(exc), secrets))
+    except koji.GenericError as exc:
+        raise SourceError('SCM not allowed: %s' % scmurl.redact(str(exc), secrets))
+
+
+def _git_uri(scm, with_password=True):
+    """The URL handed to git, the way kojid's SCM.checkout builds it."""
+    user = scm.user
+    if user and not with_password:
+        # ssh: the login name stays; elsewhere a user part is a token: all of it goes
+        user = user.split(':', 1)[0] if scm.scmtype == 'GIT+SSH' else None
+    if scm.scmtype == 'GIT+SSH':
+        return 'git+ssh://%s@%s%s' % (user, scm.host, scm.repository)
+    scheme = scm.scheme.split('+', 1)[1] if '+' in scm.scheme else scm.scheme
+    if user:
+        return '%s%s@%s%s' % (scheme, user, scm.host, scm.repository)
+    return '%s%s%s' % (scheme, scm.host, scm.repository)
+
+
+def check_ref(ref):
+    """A revision that is safe to pass to git fetch (scmurl.check_ref_name, SourceError)."""
+    if isinstance(ref, str) and ref.startswith('origin/'):   # kojid accepts origin/<branch>
+        ref = ref[len('origin/'):]
+    try:
+        return scmurl.check_ref_name(ref)
+    except OptionError as exc:
+        raise SourceError(str(exc))
+
+
+def check_module(module):
+    """The ?module part (scmurl.check_module) as SourceError."""
+    try:
+        return scmurl.check_module(module)
+    except OptionError as exc:
+        raise SourceError(str(exc))
+
+
+# ------------------------------------------------------------------ fetching
 
 def fetch_source(scm_url, workdir, options, session=None, policy_data=None, logger=None,
                  flatpak=False, timeout=gitfetch.DEFAULT_TIMEOUT, dirname=CHECKOUT_DIR,
