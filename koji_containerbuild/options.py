@@ -5,18 +5,21 @@ Everything else is derived from these two:
 
 * `validate(kind, opts)`  - hub and builder validation (fail fast, clear faults)
 * `json_schema(kind)`     - the JSON schema the builder checks task params with
-* `cli_options(kind)` / `opts_from_cli(kind, values)` - the CLI parser
+                            (options_schema.py)
+* `cli_options(kind)` / `opts_from_cli(kind, values)` - the CLI parser (options_cli.py)
+
+The schema and CLI derivations live in their own modules (they import this one); their
+names stay importable from here.
 
 A value of None always means "unset" (rpkg/fedpkg send every key, most as None).
 Kinds: 'binary' and 'flatpak' (buildContainer), 'source' (buildSourceContainer).
 """
 
-import json
 import re
 
 from koji_containerbuild import scmurl, wirevalue
 from koji_containerbuild.errors import OptionError
-from koji_containerbuild.wirevalue import XML_BAD_CHARS_PATTERN, short_repr  # noqa: F401
+from koji_containerbuild.wirevalue import short_repr  # (also used as options.short_repr)
 
 BINARY = 'binary'
 FLATPAK = 'flatpak'
@@ -56,6 +59,8 @@ MAX_UNKNOWN_SHOWN = 5              # unknown option names quoted in a fault
 BAD_CHARS_PATTERN = '[\\u0000-\\u001f\\u007f\\ud800-\\udfff\\ufffe\\uffff]'
 # Largest finite float: JSON has no NaN or Infinity, so userdata numbers stay within it.
 MAX_FLOAT = 1.7976931348623157e308
+# Still importable from here (the JSON schema, options_schema.py, uses it).
+XML_BAD_CHARS_PATTERN = wirevalue.XML_BAD_CHARS_PATTERN
 
 
 class Option(object):
@@ -374,203 +379,15 @@ def arch_list(arch_override):
     return [a for a in re.split(r'[\s,]+', arch_override) if a]
 
 
-# ---------------------------------------------------------------- JSON schema
+# ---------------------------------------------------------------- derived elsewhere
 
-def _int_schema(opt):
-    schema = {'type': 'integer'}
-    if opt.minimum is not None:
-        schema['minimum'] = opt.minimum
-    if opt.maximum is not None:
-        schema['maximum'] = opt.maximum
-    return schema
+# name -> module: the derivations import this module, so they are looked up on first use.
+_DERIVED = {'json_schema': 'options_schema', 'cli_options': 'options_cli',
+            'opts_from_cli': 'options_cli'}
 
 
-def _schema_for_value(opt):
-    vtype = opt.vtype
-    if vtype == 'bool':
-        schema = {'type': 'boolean'}
-    elif vtype == 'int':
-        schema = _int_schema(opt)
-    elif vtype == 'text':
-        schema = _text_schema(opt)
-    elif vtype == 'list_text':
-        schema = {'type': 'array', 'items': _text_schema(opt), 'maxItems': opt.max_items}
-    elif vtype == 'list_int':
-        schema = {'type': 'array', 'items': _int_schema(opt), 'maxItems': opt.max_items}
-    elif vtype == 'object':
-        schema = _json_object(1)
-    else:  # pragma: no cover
-        raise ValueError(vtype)
-    if opt.deprecated and vtype == 'bool':
-        schema = {'enum': [False]}
-    return {'anyOf': [schema, {'type': 'null'}], 'description': opt.help}
-
-
-# userdata as the schema sees it (wirevalue.check_json_value is the same rule, plus the
-# total size, which a schema cannot express): JSON values nested at most MAX_DEPTH deep,
-# whole numbers within 64 bits, other numbers finite, text XML can carry.
-# One definition per depth: json_value_<d> is a value at depth d (the object is depth 0).
-_TEXT_SCHEMA = {'type': 'string', 'not': {'pattern': XML_BAD_CHARS_PATTERN}}
-_SCALARS = [
-    {'type': ['null', 'boolean']},
-    _TEXT_SCHEMA,
-    {'type': 'integer', 'minimum': wirevalue.INT64_MIN, 'maximum': wirevalue.INT64_MAX},
-    # a number that is not whole: NaN passes every bound (comparisons with NaN are
-    # false) and is the only number with both exclusive bounds 0, so 'not' refuses it
-    {'type': 'number', 'minimum': -MAX_FLOAT, 'maximum': MAX_FLOAT,
-     'not': {'anyOf': [{'type': 'integer'}, {'exclusiveMinimum': 0, 'exclusiveMaximum': 0}]}},
-]
-
-
-def _json_ref(depth):
-    return {'$ref': '#/definitions/json_value_%d' % depth}
-
-
-def _json_object(depth):
-    return {'type': 'object', 'propertyNames': _TEXT_SCHEMA,
-            'additionalProperties': _json_ref(depth)}
-
-
-def _json_definitions():
-    defs = {}
-    for depth in range(1, MAX_DEPTH + 1):
-        choices = list(_SCALARS)
-        if depth < MAX_DEPTH:
-            choices += [{'type': 'array', 'items': _json_ref(depth + 1)},
-                        _json_object(depth + 1)]
-        defs['json_value_%d' % depth] = {'anyOf': choices}
-    return defs
-
-
-def _text_schema(opt):
-    schema = {'type': 'string', 'maxLength': MAX_TEXT, 'not': {'pattern': BAD_CHARS_PATTERN}}
-    if opt.pattern:
-        schema['pattern'] = opt.pattern
-    return schema
-
-
-def _set_schema(opt):
-    """Schema matching a value that counts as set (see is_set)."""
-    if opt.vtype == 'bool':
-        return {'const': True}
-    if opt.vtype in ('list_text', 'list_int'):
-        return {'type': 'array', 'minItems': 1}
-    if opt.vtype == 'object':
-        return {'type': 'object', 'minProperties': 1}
-    if opt.vtype == 'text':
-        return {'type': 'string', 'minLength': 1}
-    return {'not': {'type': 'null'}}
-
-
-def _is_set_schema(name):
-    opt = BY_NAME[name]
-    return {'required': [name], 'properties': {name: _set_schema(opt)}}
-
-
-def _rule_schema(rule):
-    if rule.kind == 'exclusive':
-        return {'not': {'allOf': [_is_set_schema(n) for n in rule.names]}}
-    if rule.kind == 'requires':
-        return {'if': {'anyOf': [_is_set_schema(n) for n in rule.names]},
-                'then': {'anyOf': [_is_set_schema(n) for n in rule.others]}}
-    if rule.kind == 'one_of':
-        return {'anyOf': [_is_set_schema(n) for n in rule.names]}
-    raise ValueError(rule.kind)  # pragma: no cover
-
-
-def json_schema(kind):
-    """JSON schema (draft 7) for the opts of a `kind` build, derived from the table."""
-    opts = options_for(kind)
-    all_of = [_rule_schema(r) for r in rules_for(kind)]
-    for opt in opts:
-        if kind in opt.required:
-            all_of.append(_is_set_schema(opt.name))
-    return {
-        '$schema': 'http://json-schema.org/draft-07/schema#',
-        'title': '%s container build options' % kind,
-        'type': 'object',
-        'properties': dict((o.name, _schema_for_value(o)) for o in opts),
-        'additionalProperties': False,
-        'required': sorted(o.name for o in opts if kind in o.required),
-        'allOf': all_of,
-        'definitions': _json_definitions(),
-    }
-
-
-# ---------------------------------------------------------------- CLI
-
-def cli_options(kind):
-    """[(flag, optparse kwargs)] for the options of `kind` that have a CLI flag."""
-    result = []
-    for opt in options_for(kind):
-        if not opt.cli:
-            continue
-        kwargs = {'dest': opt.name, 'help': opt.help}
-        if opt.vtype == 'bool':
-            kwargs.update(action='store_true', default=False)
-        elif opt.vtype in ('list_text', 'list_int'):
-            kwargs.update(action='append', metavar=opt.metavar, default=None)
-        else:
-            kwargs.update(action='store', metavar=opt.metavar, default=None)
-        result.append((opt.cli, kwargs))
-    return result
-
-
-_CLI_INT = re.compile(r'[0-9]{1,19}')
-
-
-def _from_cli_text(opt, text):
-    """A CLI text as the option's value; OptionError for what does not convert.
-
-    Integers are ASCII digits only (Python's int() also takes '1_0' and other scripts'
-    digits); JSON is bounded before parsing (json.loads recurses on nesting).
-    """
-    if opt.vtype in ('int', 'list_int'):
-        if not _CLI_INT.fullmatch(text):
-            raise OptionError('Invalid value for %s: %s is not an integer (ASCII digits '
-                              'only, at most 19)' % (opt.cli, short_repr(text)))
-        return int(text)
-    if opt.vtype == 'object':
-        if len(text) > MAX_USERDATA:
-            raise OptionError('Invalid value for %s: longer than %d characters'
-                              % (opt.cli, MAX_USERDATA))
-        try:
-            value = json.loads(text)
-        except RecursionError:
-            raise OptionError('Invalid value for %s: nested deeper than %d levels'
-                              % (opt.cli, MAX_DEPTH))
-        except ValueError as exc:
-            raise OptionError('Invalid value for %s: not valid JSON (%s)'
-                              % (opt.cli, short_repr(str(exc), 120)))
-        if not isinstance(value, dict):
-            raise OptionError('Invalid value for %s: must be a JSON object' % opt.cli)
-        return value
-    return text
-
-
-def opts_from_cli(kind, values):
-    """Turn parsed CLI values (an optparse Values or dict) into an opts dict.
-
-    Only options the user set are included. Raises OptionError for text that does
-    not convert; the result still has to go through validate().
-    """
-    if not isinstance(values, dict):
-        values = vars(values)
-    opts = {}
-    for opt in options_for(kind):
-        if not opt.cli:
-            continue
-        raw = values.get(opt.name)
-        if raw is None or raw is False:
-            continue
-        if opt.vtype in ('list_text', 'list_int'):
-            opts[opt.name] = [_from_cli_text(opt, item) for item in raw]
-        elif opt.vtype == 'bool':
-            opts[opt.name] = bool(raw)
-        elif opt.name == 'arch_override':
-            opts[opt.name] = ' '.join(arch_list(raw))
-        else:
-            opts[opt.name] = _from_cli_text(opt, raw)
-    if kind == FLATPAK:
-        opts['flatpak'] = True
-    return opts
+def __getattr__(name):
+    if name in _DERIVED:
+        import importlib
+        return getattr(importlib.import_module('koji_containerbuild.' + _DERIVED[name]), name)
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))

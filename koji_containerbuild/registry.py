@@ -11,109 +11,35 @@ Everything a registry answers is hostile input: every call has a total deadline
 that turns bad shapes (deep nesting, a list where an object is expected) into a clear
 BackendError. The transport rule (plain HTTP or unverified TLS only for loopback
 registries unless the site opts in) lives in check_transport().
+
+This module is the Registry client (HTTP, auth, the API calls); the wire formats and
+bounded parsing are in registry_parse.py, the URL/transport/credentials rules in
+registry_auth.py. Their names stay importable from here.
 """
 
-import base64
-import hashlib
-import json
 import re
 from urllib.parse import quote, urlsplit
 
 import requests
-import urllib3.exceptions
 
 from koji_containerbuild import http_deadline, netrules
-from koji_containerbuild.errors import BackendError, ConfigError
+from koji_containerbuild.errors import BackendError
+from koji_containerbuild.registry_auth import check_transport, load_auth, split_url
+from koji_containerbuild.registry_parse import (
+    ACCEPT_ALL, LIST_TYPES, MAX_BLOB, MAX_MANIFEST, MAX_SMALL, MEDIA_CONFIG, MEDIA_LIST,
+    MEDIA_OCI, MEDIA_OCI_INDEX, MEDIA_V2S2, _DIGEST_RE, _TAG_RE, _error_text, _field,
+    _list_of, _read_limited, _short, check_reference, check_repository, digest_of,
+    manifest_list, parse_json)
 
-MEDIA_V2S2 = 'application/vnd.docker.distribution.manifest.v2+json'
-MEDIA_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json'
-MEDIA_OCI = 'application/vnd.oci.image.manifest.v1+json'
-MEDIA_OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
-MEDIA_CONFIG = 'application/vnd.docker.container.image.v1+json'
-ACCEPT_ALL = ', '.join((MEDIA_LIST, MEDIA_V2S2, MEDIA_OCI_INDEX, MEDIA_OCI))
-LIST_TYPES = (MEDIA_LIST, MEDIA_OCI_INDEX)
-MAX_MANIFEST = 4 * 1024 * 1024
-MAX_BLOB = 64 * 1024 * 1024
-MAX_SMALL = 64 * 1024          # token answers, error bodies
+# The public names, those of registry_parse and registry_auth included (callers import
+# them from here).
+__all__ = ['ACCEPT_ALL', 'DEFAULT_DEADLINE', 'LIST_TYPES', 'MAX_BLOB', 'MAX_MANIFEST',
+           'MAX_SMALL', 'MEDIA_CONFIG', 'MEDIA_LIST', 'MEDIA_OCI', 'MEDIA_OCI_INDEX',
+           'MEDIA_V2S2', 'Registry', 'check_reference', 'check_repository',
+           'check_transport', 'digest_of', 'load_auth', 'manifest_list', 'parse_json',
+           'split_url']
+
 DEFAULT_DEADLINE = 120.0       # seconds for one whole call (request + body)
-_REPO_RE = re.compile(r'^[a-z0-9]+(?:[._-][a-z0-9]+|__)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*\Z')
-_TAG_RE = re.compile(r'^[\w][\w.-]{0,127}\Z')
-_DIGEST_RE = re.compile(r'^sha256:[0-9a-f]{64}\Z')
-
-
-def check_transport(scheme, host, tls_verify, allow_insecure=False, option=None):
-    """The one transport rule: plain http:// or an unverified https registry only on a
-    loopback host (netrules.is_loopback_host), unless the site opts in explicitly
-    (`option` names that opt-in for the message). ConfigError otherwise."""
-    if scheme == 'https' and tls_verify:
-        return
-    if allow_insecure or netrules.is_loopback_host(urlsplit('//' + host).hostname or ''):
-        return
-    what = 'plain HTTP' if scheme == 'http' else 'unverified TLS'
-    raise ConfigError('Refusing %s for registry %s: only loopback registries (127.0.0.0/8, '
-                      '::1, localhost) may use it%s' % (
-                          what, host, ' unless %s' % option if option else ''))
-
-
-def digest_of(data):
-    return 'sha256:' + hashlib.sha256(data).hexdigest()
-
-
-def check_repository(repo):
-    if not isinstance(repo, str) or not _REPO_RE.match(repo) or len(repo) > 255:
-        raise BackendError('Invalid registry repository name %r' % (repo,))
-    return repo
-
-
-def check_reference(ref):
-    if not isinstance(ref, str) or not (_TAG_RE.match(ref) or _DIGEST_RE.match(ref)):
-        raise BackendError('Invalid tag or digest %r' % (ref,))
-    return ref
-
-
-def split_url(url):
-    """('https', 'host:port') for a registry URL or bare host[:port] (https by default)."""
-    if not isinstance(url, str) or not url.strip():
-        raise ConfigError('Registry URL is empty')
-    match = re.match(r'^(?:(https?)://)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?/?\Z',
-                     url.strip())
-    if not match or (match.group(3) and not 0 < int(match.group(3)) < 65536):
-        raise ConfigError('Invalid registry URL %r: expected [https://]host[:port]'
-                          % (url,))
-    host = match.group(2) + (':%s' % match.group(3) if match.group(3) else '')
-    return match.group(1) or 'https', host
-
-
-def load_auth(path, host):
-    """(user, password) for `host` from a docker-style auth file, or None."""
-    if not path:
-        return None
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except OSError as exc:
-        raise ConfigError('Cannot read registry credentials file %s: %s'
-                          % (path, exc.strerror))
-    except ValueError:
-        raise ConfigError('Registry credentials file %s is not valid JSON' % path)
-    auths = data.get('auths') if isinstance(data, dict) else None
-    if not isinstance(auths, dict):
-        raise ConfigError('Registry credentials file %s has no "auths" object' % path)
-    for key, entry in auths.items():
-        name = re.sub(r'^https?://', '', str(key)).rstrip('/')
-        if name.split('/')[0] != host or not isinstance(entry, dict):
-            continue
-        if entry.get('username') and entry.get('password') is not None:
-            return str(entry['username']), str(entry['password'])
-        try:
-            user, _, password = base64.b64decode(entry.get('auth', '')).decode(
-                'utf-8').partition(':')
-        except (ValueError, TypeError):
-            raise ConfigError('Registry credentials file %s: bad "auth" value for %s'
-                              % (path, host))
-        if user:
-            return user, password
-    return None
 
 
 class Registry(object):
@@ -431,89 +357,6 @@ class Registry(object):
             if isinstance(labels, dict) else {}
 
 
-def manifest_list(entries):
-    """Docker manifest list v2 bytes for [{digest, size, media_type, goarch}], sorted by arch."""
-    manifests = []
-    for entry in sorted(entries, key=lambda e: (e['goarch'], e['digest'])):
-        manifests.append({
-            'mediaType': entry.get('media_type') or MEDIA_V2S2,
-            'size': int(entry['size']),
-            'digest': entry['digest'],
-            'platform': {'architecture': entry['goarch'], 'os': 'linux'},
-        })
-    body = {'schemaVersion': 2, 'mediaType': MEDIA_LIST, 'manifests': manifests}
-    return json.dumps(body, indent=3, sort_keys=True).encode('utf-8')
-
-
-def _read_limited(resp, limit, what):
-    """The body of `resp`, read in chunks, refused once over `limit` bytes or past the
-    call's deadline (the watchdog also cuts a read that blocks)."""
-    chunks = []
-    total = 0
-    try:
-        for chunk in resp.iter_content(65536):
-            total += len(chunk)
-            if total > limit:
-                raise BackendError('Registry response too large for a %s (over %d bytes)'
-                                   % (what, limit))
-            chunks.append(chunk)
-            http_deadline.raise_if_expired()
-    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
-            OSError) as exc:
-        http_deadline.raise_if_expired()
-        raise BackendError('Registry connection broke while reading a %s: %s'
-                           % (what, _short(exc)))
-    return b''.join(chunks)
-
-
-def parse_json(data, what, expect=None):
-    """JSON bytes from a registry as Python data; `expect` (dict or list) the top-level
-    type. Every malformed answer (bad UTF-8, bad JSON, nesting too deep for the parser,
-    another type) is a BackendError naming `what`."""
-    try:
-        value = json.loads(data)
-    except RecursionError:
-        raise BackendError('Registry sent an invalid %s: JSON nested too deeply' % what)
-    except (ValueError, TypeError) as exc:
-        raise BackendError('Registry sent an invalid %s: %s' % (what, _short(exc)[:120]))
-    if expect is not None and not isinstance(value, expect):
-        raise BackendError('Registry sent an invalid %s: expected a JSON %s, got %s'
-                           % (what, 'object' if expect is dict else 'array',
-                              type(value).__name__))
-    return value
-
-
-def _list_of(body, key, where):
-    """body[key] as a list of objects (entries of another type are skipped)."""
-    value = body.get(key)
-    if not isinstance(value, list):
-        raise BackendError('Image %s: manifest field %r is not a list' % (where, key))
-    return [entry for entry in value if isinstance(entry, dict)]
-
-
-def _field(entry, key, kind, where):
-    value = entry.get(key)
-    if not isinstance(value, kind):
-        raise BackendError('Image %s: manifest field %r is missing or invalid' % (where, key))
-    return value
-
-
-def _error_text(resp):
-    try:
-        data = _read_limited(resp, MAX_SMALL, 'error answer')
-    except BackendError:
-        return '(error body unreadable or too large)'
-    try:
-        body = parse_json(data, 'error answer', dict)
-        errors = body.get('errors')
-        if not isinstance(errors, list):
-            raise BackendError('no errors list')
-        return '; '.join('%s: %s' % (e.get('code'), e.get('message'))
-                         for e in errors[:5] if isinstance(e, dict))[:300]
-    except BackendError:
-        return data[:200].decode('utf-8', 'replace').replace('\n', ' ')
-
-
 def _tls_hint(exc):
     text = str(exc).lower()
     if 'wrong version number' in text or 'record layer failure' in text or \
@@ -521,9 +364,3 @@ def _tls_hint(exc):
         return ': the server does not speak TLS (a plain-HTTP registry needs http:// in ' \
                'its URL)'
     return ''
-
-
-def _short(exc):
-    # requests errors may quote URLs; the registry URL carries no credentials, but be safe.
-    from koji_containerbuild.buildah import scrub
-    return scrub(str(exc))[:300]

@@ -1,9 +1,10 @@
 """The OSBS backend: build through osbs-client (OSBS 2, Tekton PipelineRuns).
 
 Modules: osbs_client (osbs-client itself: client, create arguments, results), osbs_run
-(following a run), osbs_reconcile (log lines the stream missed), osbs_cancel (a cancel
-inside kojid's kill sequence), osbs_http (our own HTTP: reachability, the token),
-osbs_capture (osbs-client's output into the task log), run_record (the record on the hub).
+(following a run), osbs_outcome (a run's end: results, outcome recorded, run removed),
+osbs_reconcile (log lines the stream missed), osbs_cancel (a cancel inside kojid's kill
+sequence), osbs_http (our own HTTP: reachability, the token), osbs_capture (osbs-client's
+output into the task log), run_record (the record on the hub).
 
 Flow of one task (details and failure windows in docs/osbs.md):
 
@@ -26,19 +27,22 @@ import os
 import threading
 import time
 
-import koji
-
 from koji_containerbuild import ownership
-from koji_containerbuild.backends import osbs_cancel, osbs_capture, osbs_http, osbs_run
-from koji_containerbuild.backends.osbs_client import (  # noqa: F401 (known names)
+from koji_containerbuild.backends import (osbs_cancel, osbs_capture, osbs_http, osbs_outcome,
+                                          osbs_run)
+from koji_containerbuild.backends.osbs_client import (
     NOT_INSTALLED, OsbsModules, _text, binary_create_args, create_run, load_osbs, make_client,
     source_create_args, success_result)
-from koji_containerbuild.backends.osbs_reconcile import reconcile
 from koji_containerbuild.backends.retry import TaskLost, is_transient_osbs, retry
 from koji_containerbuild.backends.run_record import RunRecord
-from koji_containerbuild.errors import BackendError, BuildCanceled, ConfigError
+from koji_containerbuild.errors import BackendError, BuildCanceled
 from koji_containerbuild.logs import LogRelay, hub_output_sizes
 from koji_containerbuild.osbs_logs import OsbsLogRouter
+
+# osbs_client's names stay importable from here.
+__all__ = ['NOTES_LOG', 'NOT_INSTALLED', 'OsbsModules', 'OsbsTask', 'binary_create_args',
+           'create_run', 'load_osbs', 'make_client', 'run_binary', 'run_source',
+           'source_create_args', 'success_result']
 
 # What the plugin (and osbs-client) say about this task, apart from the pipeline's own
 # logs: appended across attempts, never replayed (see docs/osbs.md "Task logs").
@@ -47,8 +51,9 @@ NOTES_LOG = 'containerbuild.log'
 
 # ------------------------------------------------------------------ the task
 
-class OsbsTask(object):
-    """One buildContainer/buildSourceContainer task run through OSBS."""
+class OsbsTask(osbs_outcome.OutcomeSteps):
+    """One buildContainer/buildSourceContainer task run through OSBS (its end: the
+    OutcomeSteps mixin, osbs_outcome.py)."""
 
     def __init__(self, handler, config, kind, make_plan, mods=None):
         self.handler = handler
@@ -315,183 +320,6 @@ class OsbsTask(object):
         """What a previous attempt already uploaded; retried like every hub call."""
         return self.record._hub(lambda: hub_output_sizes(self.session, self.task_id),
                                 'listing the output of task %s' % self.task_id)
-
-    def _conclude(self, state, data, router, relay, scratch, watch):
-        if watch.log_error is not None:
-            self.note('Following the logs of %s failed: %s'
-                      % (self.name, _text(watch.log_error, 500)), logging.WARNING)
-        self._reconcile(watch, router)
-        if state == osbs_run.SUCCEEDED:
-            results = self._osbs(lambda: self.client.get_build_results(self.name),
-                                 'getting results of %s' % self.name) or {}
-            platforms = self._final_platforms(results)
-            router.confirm_platforms(platforms)
-            warnings = router.finish()
-            self._close_relay(relay)
-            result = success_result(results, scratch, warnings, self.logger)
-            missing = self._unknown_builds(result['koji_builds'])
-            if missing:
-                # Koji web's taskinfo and rpkg look every listed build up
-                error = ('OSBS pipeline run %s reported Koji build %s, which does not exist '
-                         'on the hub; the build was not imported (check the OSBS koji_import '
-                         'step and that OSBS talks to this hub)' % (self.name,
-                                                                   ', '.join(missing)))
-                self._finish('failed', error=error)
-                raise BackendError(error)
-            self._finish('succeeded', result=result)
-            return result
-        router.finish()
-        self._close_relay(relay)
-        if state == osbs_run.CANCELLED:
-            self._finish('cancelled', error='cancelled on the OSBS side')
-            self._cancel_koji_task()
-            raise BuildCanceled('OSBS pipeline run %s was cancelled' % self.name)
-        try:
-            message = self._osbs(lambda: self.client.get_build_error_message(self.name),
-                                 'getting the error of %s' % self.name)
-        except Exception as exc:
-            self.logger.warning('Cannot get the error message of %s: %s', self.name, exc)
-            message = osbs_run.condition_message(data) or 'pipeline run failed;'
-        error = 'OSBS build failed (pipeline run %s): %s' % (self.name, _text(message))
-        self._finish('failed', error=error)
-        raise BackendError(error)
-
-    def _unknown_builds(self, build_ids):
-        """The ids in `build_ids` the hub does not know."""
-        missing = []
-        for build_id in build_ids:
-            info = self.record._hub(lambda: self.session.getBuild(int(build_id)),
-                                    'looking up build %s' % build_id)
-            if not info:
-                missing.append(build_id)
-        return missing
-
-    def _reconcile(self, watch, router):
-        """Append what the live stream missed, from the complete logs (the run has ended
-        and is not removed yet)."""
-        tally = watch.freeze()
-        streamed = sum(tally.counts.values())
-        try:
-            # bounded: osbs-client's own retries must not hold the task for minutes
-            complete = osbs_http.call_bounded(
-                lambda: self._osbs(lambda: self.client.get_build_logs(self.name),
-                                   'getting the complete logs of %s' % self.name),
-                max(self.config.retry_timeout, 1.0),
-                'getting the complete logs of %s' % self.name)
-        except Exception as exc:
-            self.note('Cannot fetch the complete logs of pipeline run %s (%s): the %d lines '
-                      'the live stream delivered cannot be checked, and lines it missed, if '
-                      'any, are missing from the task logs' % (self.name, _text(exc, 500),
-                                                                streamed), logging.WARNING)
-            return
-        if not isinstance(complete, dict):
-            self.note('Pipeline run %s returned no complete logs: the %d lines the live '
-                      'stream delivered cannot be checked' % (self.name, streamed),
-                      logging.WARNING)
-            return
-        recovered = reconcile(complete, tally, router.feed,
-                              lambda text: self.note(text, logging.WARNING))
-        if recovered:
-            self.note('Recovered %d log lines the live stream of %s missed, from its '
-                      'complete logs: %s' % (
-                          sum(recovered.values()), self.name,
-                          ', '.join('%s %d' % item for item in sorted(recovered.items()))),
-                      logging.WARNING)
-        else:
-            self.logger.info('The live logs of %s are complete (%d lines)', self.name,
-                             streamed)
-
-    def _final_platforms(self, results):
-        try:
-            platforms = self._osbs(lambda: self.client.get_final_platforms(self.name),
-                                   'getting final platforms of %s' % self.name)
-        except Exception as exc:
-            self.logger.warning('get_final_platforms(%s) failed: %s', self.name, exc)
-            platforms = None
-        if not platforms:
-            info = results.get('platforms_result')
-            platforms = info.get('platforms') if isinstance(info, dict) else None
-        return [p for p in platforms if isinstance(p, str)] if isinstance(platforms, list) \
-            else []
-
-    def _close_relay(self, relay):
-        relay.close(raise_error=False)
-        if relay.error is not None:
-            if isinstance(relay.error, koji.ActionNotAllowed):
-                osbs_run.RunWatch(self.client, self.mods.exceptions, self.name, None, relay,
-                                  self.session, self.task_id, self.config,
-                                  self.logger).check_task()
-            self.logger.warning('Some log output did not reach the hub: %s', relay.error)
-
-    def _finish(self, outcome, result=None, error=None):
-        """Record the outcome (a re-run reports it), then remove the run (not fatal)."""
-        self._finished = True
-        fields = {'state': 'finished', 'outcome': outcome}
-        if result is not None:
-            fields['result'] = result
-        if error is not None:
-            fields['error'] = error
-        try:
-            self.record.save(**fields)
-        except TaskLost:
-            raise
-        except Exception as exc:
-            self.logger.warning('Cannot record the outcome of %s (%s): %s', self.name,
-                                outcome, exc)
-        self._remove()
-
-    def _remove(self):
-        try:
-            self.client.remove_build(self.name)
-        except self.mods.exceptions.OsbsResponseException as exc:
-            if getattr(exc, 'status_code', None) == 404:
-                self.logger.info('Pipeline run %s was already removed', self.name)
-            else:
-                self.logger.warning('Removing pipeline run %s failed: %s', self.name, exc)
-            return
-        except Exception as exc:
-            self.logger.warning('Removing pipeline run %s failed: %s', self.name, exc)
-            return
-        try:
-            self.record.save(removed=True)
-        except TaskLost:
-            raise
-        except Exception as exc:
-            self.logger.warning('Cannot record the removal of %s: %s', self.name, exc)
-
-    def _task_cancelled(self):
-        try:
-            info = self.session.getTaskInfo(self.task_id)
-        except Exception as exc:
-            self.logger.warning('Cannot read task %s: %s', self.task_id, exc)
-            return False
-        return bool(info) and info.get('state') == koji.TASK_STATES['CANCELED']
-
-    def _cancel_koji_task(self):
-        try:
-            self.session.cancelTask(self.task_id)
-        except Exception as exc:
-            self.logger.warning('Cannot cancel task %s: %s', self.task_id, exc)
-
-    def _report_previous(self, previous):
-        """A previous attempt finished the run but did not close the task."""
-        self.name = previous.get('name')
-        outcome = previous.get('outcome')
-        self.logger.info('Previous attempt of task %s finished pipeline run %s: %s',
-                         self.task_id, self.name, outcome)
-        if self.name and not previous.get('removed'):
-            try:
-                self._connect(previous.get('section') or self.config.osbs_section(self.kind))
-                self._remove()
-            except (BackendError, ConfigError) as exc:
-                self.logger.warning('Cannot remove pipeline run %s: %s', self.name, exc)
-        if outcome == 'succeeded' and isinstance(previous.get('result'), dict):
-            return previous['result']
-        if outcome == 'cancelled':
-            self._cancel_koji_task()
-            raise BuildCanceled('OSBS pipeline run %s was cancelled' % self.name)
-        raise BackendError(previous.get('error') or 'OSBS build failed (pipeline run %s)'
-                           % self.name)
 
     def cancel_on_signal(self, exc):
         """kojid is killing this task (the user cancelled it): cancel the run and remove it

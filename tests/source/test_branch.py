@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from koji_containerbuild import source
+from koji_containerbuild import source, source_fetch
 from koji_containerbuild.errors import SourceError
 from tests.support.gitserver import git, git_env
 
@@ -119,14 +119,14 @@ def test_only_the_history_since_the_commit_is_fetched(git_daemon, branchy, optio
 def test_clock_skew_falls_back_to_deepening(git_daemon, skewed, options, workdir,
                                             monkeypatch):
     # c1 is newer than the tip: the date-bounded fetch cannot reach it
-    monkeypatch.setattr(source, 'BRANCH_DEPTHS', (2, 8))
+    monkeypatch.setattr(source_fetch, 'BRANCH_DEPTHS', (2, 8))
     co = source.fetch_source(git_daemon.url('skewed', ref=skewed[1]), workdir, options,
                              git_branch='main')
     assert contains_head(co.repodir) == ['origin/main']
 
 
 def test_search_depth_is_bounded(git_daemon, skewed, options, workdir, monkeypatch):
-    monkeypatch.setattr(source, 'BRANCH_DEPTHS', (2,))
+    monkeypatch.setattr(source_fetch, 'BRANCH_DEPTHS', (2,))
     with pytest.raises(SourceError, match='not within the last 2 commits of branch'):
         source.fetch_source(git_daemon.url('skewed', ref=skewed[1]), workdir, options,
                             git_branch='main')
