@@ -3,25 +3,16 @@ task run by the kojid double (koji.daemon.TaskManager in a separate kojid proces
 
 import json
 import os
-import time
 
 import koji
 import pytest
 
 from tests.builder.conftest import TARGET, write_builder_conf
 from tests.doubles.kojid import Kojid
+from tests.support.waiting import wait_for
+from tests.support.slowgit import slow_git
 
 LINES = ['line %d' % i for i in range(20)]
-
-
-def wait_for(cond, timeout=60, what='condition'):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError('timed out waiting for %s' % what)
 
 
 @pytest.fixture
@@ -100,30 +91,9 @@ def test_orphan_that_lost_its_task_leaves_run_and_workdir(kojid, hub, git_daemon
     assert hub.task(task_id)['state'] == koji.TASK_STATES['OPEN']
 
 
-def _slow_git(tmp_path):
-    """A `git` first on PATH that blocks every `git fetch` until the test opens the gate
-    (the fetch is where a big repository spends its time)."""
-    bindir = tmp_path / 'slowbin'
-    bindir.mkdir()
-    gate = tmp_path / 'gate'
-    script = bindir / 'git'
-    script.write_text(
-        '#!/bin/sh\n'
-        'for arg in "$@"; do\n'
-        '  if [ "$arg" = fetch ]; then\n'
-        '    touch %s.waiting\n'
-        '    while [ ! -e %s.open ]; do sleep 0.05; done\n'
-        '    break\n'
-        '  fi\n'
-        'done\n'
-        'exec /usr/bin/git "$@"\n' % (gate, gate))
-    script.chmod(0o755)
-    return bindir, gate
-
-
 def test_kojid_killed_during_planning_orphan_never_creates_nor_removes_workdir(
         hub, options, git_daemon, builder_conf, osbs_double, make_task, tmp_path):
-    bindir, gate = _slow_git(tmp_path)
+    bindir, gate = slow_git(tmp_path)
     daemon = Kojid(hub, options, env={'PATH': '%s:%s' % (bindir, os.environ['PATH'])})
     try:
         osbs_double.configure(run={'tasks': [['binary-container-build-x86-64', LINES]],

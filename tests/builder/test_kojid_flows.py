@@ -9,6 +9,7 @@ import pytest
 
 from tests.builder.conftest import TARGET, write_builder_conf
 from tests.doubles.kojid import Kojid, _alive
+from tests.support.waiting import wait_for
 
 LINES = ['line %d' % i for i in range(5)]
 FLATPAK_YAML = (b'compose:\n  modules:\n  - demo-app:stable\n'
@@ -109,7 +110,7 @@ def test_kojid_killed_then_restarted_reruns_the_task(kojid, hub, git_daemon, osb
     params = [git_daemon.url('demo'), TARGET, {'git_branch': 'main'}]
     task_id = hub.add_task('buildContainer', params, owner='alice')
     orphan = kojid.start(task_id)
-    name = _wait(lambda: (osbs_double.runs() or [None])[0])
+    name = wait_for(lambda: (osbs_double.runs() or [None])[0], 'the run', timeout=60)
     kojid.kill_kojid()
     kojid.wait(task_id, timeout=30)               # the orphan notices and stops
     assert hub.task(task_id)['state'] == koji.TASK_STATES['OPEN']
@@ -123,12 +124,3 @@ def test_kojid_killed_then_restarted_reruns_the_task(kojid, hub, git_daemon, osb
     assert rerun != orphan and not _alive(orphan)
 
 
-def _wait(cond, timeout=60):
-    import time
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError('timed out')

@@ -12,19 +12,10 @@ import pytest
 from koji_containerbuild.backends import osbs_cancel
 from tests.builder.conftest import TARGET, write_builder_conf
 from tests.doubles.kojid import Kojid
+from tests.support.waiting import wait_for
 
 LINES = ['line %d' % i for i in range(20)]
 EXIT = ['exit: cleaning up', 'exit: reported']
-
-
-def wait_for(cond, timeout=60, what='condition'):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError('timed out waiting for %s' % what)
 
 
 @pytest.fixture

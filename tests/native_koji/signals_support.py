@@ -2,12 +2,12 @@
 double), a RUN step that can be cancelled or held, what the registry holds."""
 
 import os
-import time
 
 import koji
 import requests
 
 from tests.native_koji.conftest import make_repo
+from tests.support.waiting import wait_for  # noqa: F401 (the tests import it from here)
 
 BUSYBOX_RUN = 'RUN ["/bin/busybox", "sh", "-c", "%s"]\n'
 LABELS = ('LABEL com.redhat.component="demo-container" name="%s" version="%s" '
@@ -24,17 +24,6 @@ def busybox_repo(git_server, repo_name, name, run, version='1.0'):
              + BUSYBOX_RUN % run + LABELS % (name, version),
              'busybox': open('/bin/busybox', 'rb').read()}
     return make_repo(git_server, repo_name, files)
-
-
-def wait_for(cond, what, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError('timed out waiting for %s' % what)
-        time.sleep(0.05)
 
 
 def registry_tags(registry_url, repository):

@@ -14,6 +14,7 @@ from tests.native_koji.conftest import buildah_available, dockerfile, make_repo
 from tests.native_koji.signals_support import (GATE_RUN, arch_task, busybox_repo,
                                                registry_tags, storage_left, task_log,
                                                task_workdir, wait_for)
+from tests.support.slowgit import slow_git
 
 BUILD = koji.BUILD_STATES
 needs_buildah = pytest.mark.skipif(not buildah_available(), reason='needs buildah as root')
@@ -158,8 +159,9 @@ def test_rerun_of_a_crashed_arch_task_while_the_orphan_lives(world, kojid, git_s
     wait_for(lambda: 'start' in task_log(hub, task_id).splitlines(), 'the RUN step')
     orphan = kojid.pid(task_id)
     kojid.kill_kojid(task_id)
-    hub.free_task(task_id)                         # kojid restarted: the same id again
-    hub.open_task(task_id)
+    # kojid restarted: the task is FREE and the hub hands the same id to it again (left
+    # OPEN, the new kojid's start-up bookkeeping would free it under the test)
+    hub.free_task(task_id)
     rerun = kojid.start(task_id, 'createContainer', args, config_file=_conf(world))  # its pid
     gate = os.path.join(task_workdir(world.options, task_id), 'build',
                         'yum.repos.d-x86_64', 'go')
@@ -213,30 +215,10 @@ def test_orphan_neither_reserves_nor_refunds(world):
     assert len(hub.calls_of('CGInitBuild')) == 1
 
 
-def _slow_git(tmp_path):
-    """A `git` first on PATH that holds every `git fetch` until the test opens the gate."""
-    bindir = tmp_path / 'slowbin'
-    bindir.mkdir()
-    gate = tmp_path / 'gate'
-    script = bindir / 'git'
-    script.write_text(
-        '#!/bin/sh\n'
-        'for arg in "$@"; do\n'
-        '  if [ "$arg" = fetch ]; then\n'
-        '    touch %s.waiting\n'
-        '    while [ ! -e %s.open ]; do sleep 0.05; done\n'
-        '    break\n'
-        '  fi\n'
-        'done\n'
-        'exec /usr/bin/git "$@"\n' % (gate, gate))
-    script.chmod(0o755)
-    return bindir, gate
-
-
 def test_orphan_killed_while_planning_never_reserves(world, git_server, small_rootfs):
     """kill -9 kojid while the parent fetches its source: once the fetch returns, the
     orphan stops before recording anything or calling CGInitBuild."""
-    bindir, gate = _slow_git(world.tmp)
+    bindir, gate = slow_git(world.tmp)
     daemon = Kojid(world.hub, world.options,
                    env={'PATH': '%s:%s' % (bindir, os.environ['PATH'])})
     try:
