@@ -24,8 +24,8 @@ import xmlrpc.client
 
 import koji
 
-from koji_containerbuild import (cg, native_build, ownership, registry as registry_mod, source,
-                                 supply_chain, tag_guard)
+from koji_containerbuild import (cg, hermetic, native_build, ownership,
+                                 registry as registry_mod, source, supply_chain, tag_guard)
 from koji_containerbuild.backends import native_cleanup, native_config, native_rerun
 from koji_containerbuild.backends.native_children import Children
 from koji_containerbuild.backends.native_common import short
@@ -114,6 +114,7 @@ class ParentBuild(object):
         self.start_time = int(time.time())
         self.tags = None    # known once the release is (auto-release)
         self.list_digest = None   # the manifest list, once stored by digest
+        self.hermetic = False     # decided with the refusals, before the reservation
 
     def pullspec(self, ref):
         return self.registry.pullspec(self.repository, ref)
@@ -161,6 +162,11 @@ class ParentBuild(object):
         if getattr(self.plan, 'flatpak', False) or opts.get('flatpak'):
             raise OptionError('Flatpak builds are not supported by the native backend '
                               '(they need backend = osbs)')
+        # before anything is reserved: a hermetic build takes no network sources
+        self.hermetic = hermetic.wanted(self.native.hermetic,
+                                        getattr(self.plan, 'container_yaml', None))
+        if self.hermetic:
+            hermetic.refuse_network_sources(opts)
 
     def _run(self):
         self._reserve()
@@ -276,6 +282,7 @@ class ParentBuild(object):
                        'vcs-ref': self.plan.checkout.commit},
             'scratch': self.scratch,
             'owner': self.plan.owner,
+            'hermetic': self.hermetic,
         }
 
     def _subtask_source(self):
@@ -456,7 +463,8 @@ class ParentBuild(object):
             parent_build=parent_build, logs=logs, isolated=self.isolated,
             submitter=self._submitter(), build_id=self.reservation.build_id,
             yum_repourls=opts.get('yum_repourls'), parent_image_builds=parent_image_builds,
-            user_metadata=opts.get('userdata'), cg_name=self.native.content_generator)
+            user_metadata=opts.get('userdata'), cg_name=self.native.content_generator,
+            hermetic=self.hermetic)
         self.supply_docs = self._supply_docs(arch_results, child_of, parent_info)
         for name, data in supply_chain.files(self.supply_docs):
             self._upload_bytes(workdir, upload_dir, name, data)
@@ -481,7 +489,8 @@ class ParentBuild(object):
             self.handler.options.server, self.task_id, self.plan, self._dockerfile_relpath(),
             arch_results, child_of, parent_build=parent_info[0],
             parent_image_builds=parent_info[1], build_id=self.reservation.build_id,
-            unique_tag=self.unique, content_generator=self.native.content_generator)
+            unique_tag=self.unique, content_generator=self.native.content_generator,
+            hermetic=self.hermetic)
 
     def _attach_supply_chain(self, docs, build_id=None):
         """Attach the documents to the per-arch images (after the import, like tags)."""
