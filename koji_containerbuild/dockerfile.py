@@ -47,6 +47,9 @@ _DIRECTIVE_RE = re.compile(r'#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=(.*)')
 _NAME_RE = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 _HEREDOC_RE = re.compile(r'<<(-?)\s*(["\']?)([A-Za-z0-9_.-]+)\2')
 _HEREDOC_INSTRUCTIONS = ('RUN', 'COPY', 'ADD')
+# A word of an ADD that buildah fetches from the network: scheme:// or git@ (each try
+# starts at a word boundary, so the search stays linear).
+_REMOTE_SOURCE = re.compile(r'(?:^|[\s"\'\[,])(?:[A-Za-z][A-Za-z0-9+.-]*://|git@)')
 _READ_INSTRUCTIONS = ('FROM', 'ARG', 'ENV', 'LABEL')   # what the checks read
 _GO_SPACE_RE = re.compile('[%s]+' % GO_SPACE)
 _QUOTING = dict((esc, re.compile('["\'%s]' % re.escape(esc))) for esc in ('\\', '`'))
@@ -65,12 +68,14 @@ class Dockerfile(object):
     what a pinned Dockerfile replaces, keeping every other byte).
     """
 
-    def __init__(self, labels, env, base_image, stages, froms=()):
+    def __init__(self, labels, env, base_image, stages, froms=(), remote_adds=()):
         self.labels = labels
         self.env = env
         self.base_image = base_image
         self.stages = stages
         self.froms = list(froms)
+        # line numbers of ADD instructions naming a URL (fetched by buildah itself)
+        self.remote_adds = list(remote_adds)
 
     def from_images(self):
         """The images the FROM lines pull, in order (references to stages left out)."""
@@ -459,10 +464,13 @@ def parse(data, build_args=None):
     stage = None
     scope = global_args
     froms = []
+    remote_adds = []
     for lineno, last, line, escape, start, end in _logical_lines(text):
         parts = _TOKEN_WS.split(line, 1)
         keyword = parts[0].upper()
         rest = parts[1] if len(parts) > 1 else ''
+        if keyword == 'ADD' and _REMOTE_SOURCE.search(rest):
+            remote_adds.append(lineno)
         if keyword == 'FROM':
             if len(froms) >= MAX_FROM:
                 raise SourceError('Dockerfile line %d: more than %d FROM instructions'
@@ -500,7 +508,7 @@ def parse(data, build_args=None):
         raise SourceError('Dockerfile has no FROM instruction')
     return Dockerfile(labels=dict(stage['labels']), env=dict(stage['env']),
                       base_image=stage['base'], stages=[s['name'] for s in stages],
-                      froms=froms)
+                      froms=froms, remote_adds=remote_adds)
 
 
 class _Scope(object):

@@ -14,7 +14,7 @@ import os
 import re
 
 from koji_containerbuild import safe_files
-from koji_containerbuild.errors import BackendError, OptionError
+from koji_containerbuild.errors import BackendError, OptionError, SourceError
 
 MODES = ('off', 'allow', 'force')
 # Where RUN steps find the repo (a path no base image uses for anything else).
@@ -48,6 +48,24 @@ def refuse_network_sources(opts):
         if (opts or {}).get(name):
             raise OptionError('Option %r is refused in a hermetic build: RUN steps see only '
                               'the build tag\'s repo and no network' % name)
+
+
+def check_dockerfile(parsed, registry_host):
+    """SourceError for what buildah itself would fetch unpinned in a hermetic build:
+    an ADD of a URL, a FROM image outside the build registry without @digest (images
+    in the build registry are pinned by digest before the build)."""
+    from koji_containerbuild.native_build import split_image
+
+    if parsed.remote_adds:
+        raise SourceError('Dockerfile line %d: ADD of a URL is refused in a hermetic build '
+                          '(commit the file, or install it from the build tag\'s repo)'
+                          % parsed.remote_adds[0])
+    for image in parsed.from_images():
+        host, _repo, _tag, digest = split_image(image)
+        if image != 'scratch' and host is not None and host != registry_host \
+                and not digest:
+            raise SourceError('FROM %s: a hermetic build pulls parents from other '
+                              'registries only by digest (FROM image@sha256:...)' % image)
 
 
 def koji_repo_dir(topdir, build_tag, repo_id, arch):

@@ -48,6 +48,7 @@ HUB_WATCH_INTERVAL = 10.0   # seconds between hub checks of `fence` while builda
 # Pull policy names (config) -> buildah 1.28's --pull values.
 PULL_VALUES = {'always': 'always', 'missing': 'false', 'never': 'never', 'newer': 'true'}
 MAX_FROM = dockerfile_reader.MAX_FROM
+MAX_DOCKERFILE = dockerfile_reader.MAX_DOCKERFILE
 
 
 def settings_with_defaults(settings):
@@ -225,6 +226,8 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
         raise SourceError('Cannot read %s: %s' % (dockerfile, exc))
     parsed = parse_dockerfile(data, build_args)
     parents = parsed.from_images()
+    if settings['hermetic_repo']:
+        hermetic.check_dockerfile(parsed, registry.host if registry is not None else None)
     log_line('Resolving parent images for %s: %s' % (arch, ', '.join(parents)))
     resolved = resolve_parents(parents, registry, arch)
     # bytes in, bytes out: every byte but the FROM instructions' stays as committed

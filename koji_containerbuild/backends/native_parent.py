@@ -167,6 +167,11 @@ class ParentBuild(object):
                                         getattr(self.plan, 'container_yaml', None))
         if self.hermetic:
             hermetic.refuse_network_sources(opts)
+            if not opts.get('koji_parent_build'):   # else the subtask checks the rewrite
+                data = source.read_file(self.plan.checkout.dockerfile_path,
+                                        native_build.MAX_DOCKERFILE, 'Dockerfile')
+                hermetic.check_dockerfile(native_build.parse_dockerfile(data),
+                                          self.registry.host)
 
     def _run(self):
         self._reserve()

@@ -15,7 +15,7 @@ import pytest
 
 from koji_containerbuild import hermetic
 from koji_containerbuild.backends import native_config
-from koji_containerbuild.errors import BackendError, ConfigError, OptionError
+from koji_containerbuild.errors import BackendError, ConfigError, OptionError, SourceError
 from tests.native_koji.conftest import buildah_available, make_repo
 from tests.support import yumrepo
 
@@ -139,6 +139,38 @@ def test_container_yaml_choice(world_factory, git_server, mode, yaml_text, opts,
         world.run_parent(src, opts)
     assert error in str(info.value)
     _no_reservation(world)
+
+
+@pytest.mark.parametrize('lines, error', [
+    ('ADD https://example.com/x.tar.gz /x\n', 'line 2: ADD of a URL is refused'),
+    ('ADD --chown=1 ["git@example.com:a/b.git", "/src"]\n', 'line 2: ADD of a URL'),
+])
+def test_remote_add_refused_before_the_reservation(world_factory, git_server, lines, error):
+    world = _world(world_factory)
+    src = make_repo(git_server, 'hermetic-add-%d' % len(lines), {
+        'Dockerfile': 'FROM scratch\n' + lines + LABELS})[0]
+    with pytest.raises(SourceError) as info:
+        world.run_parent(src)
+    assert error in str(info.value)
+    _no_reservation(world)
+
+
+def test_unpinned_foreign_parent_refused(world_factory, git_server):
+    world = _world(world_factory)
+    src = make_repo(git_server, 'hermetic-from', {
+        'Dockerfile': 'FROM quay.example.com/acme/base:1\n' + LABELS})[0]
+    with pytest.raises(SourceError) as info:
+        world.run_parent(src)
+    assert 'FROM quay.example.com/acme/base:1: a hermetic build pulls parents from other ' \
+        'registries only by digest' in str(info.value)
+    _no_reservation(world)
+
+
+def test_remote_adds_found_linearly():
+    from koji_containerbuild import dockerfile
+    parsed = dockerfile.parse(b'FROM scratch\nADD a.tar /\nCOPY http://x /y\n'
+                              b'ADD \\\n  ftp://h/f /f\nADD ' + b'a' * 200000 + b' /\n')
+    assert parsed.remote_adds == [4]
 
 
 def test_wanted_rules():
