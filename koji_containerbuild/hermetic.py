@@ -53,19 +53,31 @@ def refuse_network_sources(opts):
 def check_dockerfile(parsed, registry_host):
     """SourceError for what buildah itself would fetch unpinned in a hermetic build:
     an ADD of a URL, a FROM image outside the build registry without @digest (images
-    in the build registry are pinned by digest before the build)."""
+    in the build registry are pinned by digest before the build), a --from= image
+    without @digest, RUN --network."""
     from koji_containerbuild.native_build import split_image
 
     if parsed.remote_adds:
         raise SourceError('Dockerfile line %d: ADD of a URL is refused in a hermetic build '
                           '(commit the file, or install it from the build tag\'s repo)'
                           % parsed.remote_adds[0])
+    if parsed.run_networks:
+        raise SourceError('Dockerfile line %d: RUN --network is refused in a hermetic build'
+                          % parsed.run_networks[0])
     for image in parsed.from_images():
         host, _repo, _tag, digest = split_image(image)
         if image != 'scratch' and host is not None and host != registry_host \
                 and not digest:
             raise SourceError('FROM %s: a hermetic build pulls parents from other '
                               'registries only by digest (FROM image@sha256:...)' % image)
+    stages = set(name.lower() for name in parsed.stages if name)
+    for lineno, ref in parsed.copy_froms:
+        # a stage (by name or index) is built here; anything else is an image buildah
+        # pulls as written, so only by digest
+        if ref.lower() in stages or ref.isdigit() or '@sha256:' in ref:
+            continue
+        raise SourceError('Dockerfile line %d: --from=%s names an image, which a hermetic '
+                          'build takes only by digest (image@sha256:...)' % (lineno, ref))
 
 
 def koji_repo_dir(topdir, build_tag, repo_id, arch):

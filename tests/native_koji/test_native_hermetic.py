@@ -144,8 +144,13 @@ def test_container_yaml_choice(world_factory, git_server, mode, yaml_text, opts,
 @pytest.mark.parametrize('lines, error', [
     ('ADD https://example.com/x.tar.gz /x\n', 'line 2: ADD of a URL is refused'),
     ('ADD --chown=1 ["git@example.com:a/b.git", "/src"]\n', 'line 2: ADD of a URL'),
+    ('COPY --from=quay.example.com/x/y:1 /a /a\n',
+     'line 2: --from=quay.example.com/x/y:1 names an image'),
+    ('RUN --mount=type=bind,from=other:2,target=/x true\n', 'line 2: --from=other:2'),
+    ('RUN --network=host true\n', 'line 2: RUN --network is refused'),
 ])
-def test_remote_add_refused_before_the_reservation(world_factory, git_server, lines, error):
+def test_network_sources_refused_before_the_reservation(world_factory, git_server, lines,
+                                                        error):
     world = _world(world_factory)
     src = make_repo(git_server, 'hermetic-add-%d' % len(lines), {
         'Dockerfile': 'FROM scratch\n' + lines + LABELS})[0]
@@ -153,6 +158,15 @@ def test_remote_add_refused_before_the_reservation(world_factory, git_server, li
         world.run_parent(src)
     assert error in str(info.value)
     _no_reservation(world)
+
+
+def test_stages_and_digests_are_not_network_sources():
+    from koji_containerbuild import dockerfile
+    parsed = dockerfile.parse(
+        b'FROM scratch AS Build\nFROM scratch\nCOPY --from=build /a /a\nCOPY --from=0 /a /b\n'
+        b'COPY --from=quay.example.com/x@sha256:' + b'a' * 64 + b' /a /c\n'
+        b'RUN --mount=type=cache,target=/c true\n')
+    assert hermetic.check_dockerfile(parsed, 'registry.example.com') is None
 
 
 def test_unpinned_foreign_parent_refused(world_factory, git_server):
