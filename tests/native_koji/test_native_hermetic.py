@@ -97,6 +97,23 @@ def test_hermetic_build_sees_the_repo_and_no_network(world_factory, git_server,
     assert deps[1]['annotations'] == {'build_tag': 'f40-container-build', 'repo_id': 77,
                                       'mounted_from': _koji_repo_dir(world)}
 
+    # a hermetic build on top of it: the parent (pinned by digest by the builder, pulled
+    # outside RUN) and the repo are the only resolved inputs besides the source
+    world.hub.add_package('f40-container-candidate', 'herm-app-container')
+    app_src = make_repo(git_server, 'hermetic-app', {
+        'Dockerfile': 'FROM acme/herm:1.0-1\nRUN ["/bin/busybox", "grep", "-q", "repomd", '
+                      '"%s/repodata/repomd.xml"]\nLABEL com.redhat.component=herm-app-container'
+                      ' name=acme/herm-app version=1 release=1\n' % mount})[0]
+    _task_id, app_result = world.run_parent(app_src)
+    app = world.hub.getBuild(int(app_result['koji_builds'][0]))
+    assert app['extra']['image']['hermetic'] is True
+    assert app['extra']['image']['parent_build_id'] == build['id']
+    upload_dir = [a for (m, a, k) in world.hub.calls if m == 'CGImport'][1][1]
+    prov = json.loads(world.hub.uploads[(upload_dir, 'provenance-x86_64.intoto.json')])
+    deps = prov['predicate']['buildDefinition']['resolvedDependencies']
+    assert [d['name'] for d in deps] == ['source', 'FROM acme/herm:1.0-1', 'koji-repo']
+    assert deps[1]['digest']['sha256']      # pinned
+
 
 @needs_runc
 def test_missing_koji_volume_repo_fails_at_once_with_the_path(world_factory, git_server):
