@@ -57,8 +57,10 @@ def test_kojid_killed_after_import_rerun_finishes_the_same_build(kojid_world, gi
     world.tag_behaviour = 'leave'                  # the tagBuild child stays OPEN
     task_id, params = world.start_parent(src)
     kojid.start(task_id, 'buildContainer', params, config_file=_conf(world), via_kojid=True)
+    # OPEN: the World's hook opens it right after the hub created it
     tag_child = wait_for(lambda: [t for t in hub.children(task_id)
-                                  if hub.task(t)['method'] == 'tagBuild'],
+                                  if hub.task(t)['method'] == 'tagBuild'
+                                  and hub.task(t)['state'] == koji.TASK_STATES['OPEN']],
                          'the tagBuild subtask')[0]
     build = hub.getBuild('demo-container-1.0-1')
     assert build['state'] == BUILD['COMPLETE']
