@@ -30,8 +30,8 @@ def wanted(mode, container_yaml):
     asked = (container_yaml or {}).get(YAML_KEY) if isinstance(container_yaml, dict) \
         else None
     if asked is not None and not isinstance(asked, bool):
-        raise OptionError('container.yaml "hermetic" must be true or false, got %r'
-                          % (asked,))
+        raise SourceError('container.yaml "hermetic" must be true or false, got %r'
+                          % (str(asked)[:80],))
     if mode == 'force':
         return True
     if mode == 'allow':

@@ -140,19 +140,21 @@ def test_yum_repourls_refused_before_the_reservation(world_factory, git_server):
     _no_reservation(world)
 
 
-@pytest.mark.parametrize('mode, yaml_text, opts, error', [
+@pytest.mark.parametrize('mode, yaml_text, opts, exc, error', [
     # allow: container.yaml decides; a hermetic image then refuses yum_repourls
     ('allow', 'hermetic: true\n', {'yum_repourls': ['https://m.example.com/a.repo']},
-     "'yum_repourls' is refused in a hermetic build"),
+     OptionError, "'yum_repourls' is refused in a hermetic build"),
     # off: an image asking for a hermetic build is refused, never built with network
-    ('off', 'hermetic: true\n', {}, 'does not offer them ([native] hermetic = off)'),
-    ('allow', 'hermetic: "yes"\n', {}, 'container.yaml "hermetic" must be true or false'),
+    ('off', 'hermetic: true\n', {}, OptionError,
+     'does not offer them ([native] hermetic = off)'),
+    ('allow', 'hermetic: "yes"\n', {}, SourceError,
+     'container.yaml "hermetic" must be true or false'),
 ])
-def test_container_yaml_choice(world_factory, git_server, mode, yaml_text, opts, error):
+def test_container_yaml_choice(world_factory, git_server, mode, yaml_text, opts, exc, error):
     world = _world(world_factory, mode)
     src = make_repo(git_server, 'hermetic-yaml-%s-%d' % (mode, len(yaml_text)), {
         'Dockerfile': 'FROM scratch\n' + LABELS, 'container.yaml': yaml_text})[0]
-    with pytest.raises(OptionError) as info:
+    with pytest.raises(exc) as info:
         world.run_parent(src, opts)
     assert error in str(info.value)
     _no_reservation(world)
