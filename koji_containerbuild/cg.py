@@ -195,8 +195,10 @@ def buildroot_container(arch, settings):
 
 def buildroot_extra(settings):
     """Buildroot `extra`: how buildah isolated the build."""
-    return {'buildah': dict((k, settings[k]) for k in ('isolation', 'network')
-                            if settings.get(k))}
+    buildah_facts = dict((k, settings[k]) for k in ('isolation', 'network') if settings.get(k))
+    if settings.get('hermetic_repo'):
+        buildah_facts['hermetic'] = True
+    return {'buildah': buildah_facts}
 
 
 # ------------------------------------------------------------------ metadata
@@ -204,7 +206,8 @@ def buildroot_extra(settings):
 def build_metadata(identity, source, owner, task_id, start_time, end_time, arch_results,
                    index=None, parent_build=None, logs=(), isolated=False, submitter=None,
                    build_id=None, yum_repourls=None, parent_image_builds=None,
-                   user_metadata=None, cg_name=CG_NAME, cg_version=None, flatpak=False):
+                   user_metadata=None, cg_name=CG_NAME, cg_version=None, flatpak=False,
+                   hermetic=False):
     """The CGImport metadata dict (metadata_version 0).
 
     arch_results: native_build.build_arch results. index: index_info(...) or None
@@ -234,6 +237,8 @@ def build_metadata(identity, source, owner, task_id, start_time, end_time, arch_
         image['yum_repourls'] = list(yum_repourls)
     if flatpak:
         image['flatpak'] = True
+    if hermetic:
+        image['hermetic'] = True
     extra = {
         'image': image,
         'container_koji_task_id': int(task_id) if task_id is not None else None,

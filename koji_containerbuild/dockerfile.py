@@ -20,6 +20,8 @@ continuations, directives, heredocs, word splitting and variable expansion); thi
 applies the FROM/ARG/ENV/LABEL instructions to the stages.
 """
 
+import re
+
 from koji_containerbuild import dockerfile_lexer
 from koji_containerbuild.dockerfile_lexer import (GO_SPACE, MAX_EXPANSION, _TOKEN_WS, _Budget,
                                                   _Lexer, _decode, _logical_lines, _short)
@@ -33,6 +35,9 @@ MAX_LINE_REPORT = dockerfile_lexer.MAX_LINE_REPORT   # characters of a bad word 
 MAX_KEYS = 4096                        # ENV, ARG or LABEL names of one stage
 MAX_FROM = 64                          # FROM instructions (stages), both backends
 
+# A word of an ADD that buildah fetches from the network: scheme:// or git@ (each try
+# starts at a word boundary, so the search stays linear).
+_REMOTE_SOURCE = re.compile(r'(?:^|[\s"\'\[,])(?:[A-Za-z][A-Za-z0-9+.-]*://|git@)')
 
 class Dockerfile(object):
     """What the checks need from a Dockerfile: final-stage labels and env, base image.
@@ -45,12 +50,19 @@ class Dockerfile(object):
     what a pinned Dockerfile replaces, keeping every other byte).
     """
 
-    def __init__(self, labels, env, base_image, stages, froms=()):
+    def __init__(self, labels, env, base_image, stages, froms=(), remote_adds=(),
+                 copy_froms=(), run_networks=()):
         self.labels = labels
         self.env = env
         self.base_image = base_image
         self.stages = stages
         self.froms = list(froms)
+        # line numbers of ADD instructions naming a URL (fetched by buildah itself)
+        self.remote_adds = list(remote_adds)
+        # [(line, image or stage)] of COPY/ADD --from= and RUN --mount=...from=
+        self.copy_froms = list(copy_froms)
+        # line numbers of RUN instructions with a --network flag
+        self.run_networks = list(run_networks)
 
     def from_images(self):
         """The images the FROM lines pull, in order (references to stages left out)."""
@@ -101,6 +113,16 @@ def _pairs(lexer, keyword):
     return pairs
 
 
+def _leading_flags(rest):
+    """The `--name[=value]` words at the start of an instruction's arguments."""
+    flags = []
+    for word in _TOKEN_WS.split(rest.lstrip()):
+        if not word.startswith('--'):
+            break
+        flags.append(word)
+    return flags
+
+
 def parse(data, build_args=None):
     """Parse Dockerfile bytes; return a Dockerfile. Raises SourceError only.
 
@@ -118,10 +140,26 @@ def parse(data, build_args=None):
     stage = None
     scope = global_args
     froms = []
+    remote_adds = []
+    copy_froms = []
+    run_networks = []
     for lineno, last, line, escape, start, end in _logical_lines(text):
         parts = _TOKEN_WS.split(line, 1)
         keyword = parts[0].upper()
         rest = parts[1] if len(parts) > 1 else ''
+        if keyword == 'ADD' and _REMOTE_SOURCE.search(rest):
+            remote_adds.append(lineno)
+        if keyword in ('ADD', 'COPY', 'RUN'):
+            for flag in _leading_flags(rest):
+                name, _eq, value = flag[2:].partition('=')
+                name = name.lower()
+                if name == 'network' and keyword == 'RUN':
+                    run_networks.append(lineno)
+                elif name == 'from' and keyword != 'RUN':
+                    copy_froms.append((lineno, value))
+                elif name == 'mount' and keyword == 'RUN':
+                    copy_froms += [(lineno, option[5:]) for option in value.split(',')
+                                   if option.lower().startswith('from=')]
         if keyword == 'FROM':
             if len(froms) >= MAX_FROM:
                 raise SourceError('Dockerfile line %d: more than %d FROM instructions'
@@ -159,7 +197,8 @@ def parse(data, build_args=None):
         raise SourceError('Dockerfile has no FROM instruction')
     return Dockerfile(labels=dict(stage['labels']), env=dict(stage['env']),
                       base_image=stage['base'], stages=[s['name'] for s in stages],
-                      froms=froms)
+                      froms=froms, remote_adds=remote_adds, copy_froms=copy_froms,
+                      run_networks=run_networks)
 
 
 class _Scope(object):

@@ -19,8 +19,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import koji_containerbuild
-from koji_containerbuild import (buildah, cg, dockerfile as dockerfile_reader, rpmdb, safe_files,
-                                 source)
+from koji_containerbuild import (buildah, cg, dockerfile as dockerfile_reader, hermetic,
+                                 rpmdb, safe_files, source)
 from koji_containerbuild.errors import BackendError, SourceError
 from koji_containerbuild.registry import MEDIA_V2S2, check_repository, parse_json
 
@@ -41,11 +41,14 @@ DEFAULT_SETTINGS = {
     # fence(what, hub=True): raises when this process may no longer act for its task
     # (koji_containerbuild.ownership); called during the build and right before the push.
     'fence': None,
+    # hermetic.py: the yum repo directory bind-mounted into RUN steps (network none)
+    'hermetic_repo': None,
 }
 HUB_WATCH_INTERVAL = 10.0   # seconds between hub checks of `fence` while buildah runs
 # Pull policy names (config) -> buildah 1.28's --pull values.
 PULL_VALUES = {'always': 'always', 'missing': 'false', 'never': 'never', 'newer': 'true'}
 MAX_FROM = dockerfile_reader.MAX_FROM
+MAX_DOCKERFILE = dockerfile_reader.MAX_DOCKERFILE
 
 
 def settings_with_defaults(settings):
@@ -205,6 +208,13 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
     koji_labels(...); every label here overrides the Dockerfile's.
     """
     settings = settings_with_defaults(settings)
+    extra_args = runtime_args(settings)
+    if settings['hermetic_repo']:
+        # before anything else: a missing repo never falls back to the network
+        extra_args += hermetic.build_args(hermetic.check_repo_dir(settings['hermetic_repo']))
+        settings['network'] = 'none'   # also what the buildroot metadata records
+        log_line('Hermetic build: RUN steps get no network and the repo %s at %s'
+                 % (settings['hermetic_repo'], hermetic.MOUNT_POINT))
     storage = storage_from_settings(settings)
     check_repository(repository)
     arch_tag = '%s-%s' % (unique_tag, arch)
@@ -216,6 +226,8 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
         raise SourceError('Cannot read %s: %s' % (dockerfile, exc))
     parsed = parse_dockerfile(data, build_args)
     parents = parsed.from_images()
+    if settings['hermetic_repo']:
+        hermetic.check_dockerfile(parsed, registry.host if registry is not None else None)
     log_line('Resolving parent images for %s: %s' % (arch, ', '.join(parents)))
     resolved = resolve_parents(parents, registry, arch)
     # bytes in, bytes out: every byte but the FROM instructions' stays as committed
@@ -231,7 +243,7 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
         network=settings['network'], isolation=settings['isolation'],
         pull=PULL_VALUES[settings['pull']], storage=storage, tls_verify=tls_verify,
         authfile=authfile, cert_dir=cert_dir, build_args=build_args,
-        watch=settings['watch'], extra_args=runtime_args(settings))
+        watch=settings['watch'], extra_args=extra_args)
     try:
         return _describe(image_id, arch, arch_tag, parsed, resolved, registry,
                          repository, workdir, log_line, storage, settings, started,

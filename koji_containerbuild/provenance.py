@@ -64,9 +64,11 @@ def resolved_dependencies(build, parents, inputs, goarch):
         deps.append(dep)
     repo = (inputs or {}).get('koji_repo')
     if repo:
-        deps.append({'name': 'koji-repo', 'uri': repo['url'],
-                     'annotations': {'build_tag': repo['build_tag'],
-                                     'repo_id': repo['repo_id']}})
+        # mounted_from: a hermetic build's RUN steps read the repo from this builder path
+        annotations = dict((k, repo[k]) for k in ('build_tag', 'repo_id', 'mounted_from')
+                           if repo.get(k) is not None)
+        deps.append({'name': repo.get('name') or 'koji-repo', 'uri': repo['url'],
+                     'annotations': annotations})
     for number, entry in enumerate((inputs or {}).get('yum_repos') or []):
         deps.append({'name': 'yum_repourls[%d]' % number, 'uri': entry['url'],
                      'digest': {'sha256': entry['sha256']}})

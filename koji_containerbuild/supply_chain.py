@@ -27,7 +27,7 @@ EMPTY_CONFIG = b'{}'
 MEDIA_EMPTY = 'application/vnd.oci.empty.v1+json'
 # Options of a build request that change what is built (recorded as parameters).
 BUILD_OPTIONS = ('release', 'scratch', 'isolated', 'koji_parent_build', 'yum_repourls',
-                 'arch_override')
+                 'arch_override', 'hermetic')
 
 
 def filename(kind, arch):
@@ -230,12 +230,17 @@ def attach(registry, repository, docs, log_line=None):
 # ------------------------------------------------------------------ local command
 
 def local_documents(results, identity, source, commit, target, options, repo_urls=(),
-                    repo_files=()):
-    """Documents of a `koji-containerbuild build` run (builder id `local`)."""
+                    repo_files=(), repo_dir=None):
+    """Documents of a `koji-containerbuild build` run (builder id `local`); repo_dir:
+    the --hermetic --repo-dir directory."""
     from koji_containerbuild.scmurl import redact
 
     urls = [redact(u) for u in repo_urls]
-    inputs = arch_inputs(None, urls, repo_files)
+    local_repo = None
+    if repo_dir:
+        local_repo = {'name': 'repo-dir', 'url': 'file://%s' % repo_dir,
+                      'mounted_from': repo_dir}
+    inputs = arch_inputs(local_repo, urls, repo_files)
     for result in results:
         result.setdefault('supply_chain', inputs)
     options = dict((k, v) for k, v in (options or {}).items() if v not in (None, False, [], ''))
@@ -250,11 +255,13 @@ def local_documents(results, identity, source, commit, target, options, repo_url
 
 def koji_documents(hub, task_id, plan, dockerfile, arch_results, arch_tasks,
                    parent_build=None, parent_image_builds=None, build_id=None,
-                   unique_tag=None, content_generator=None):
+                   unique_tag=None, content_generator=None, hermetic=False):
     """Documents of a native buildContainer task (builder id: the hub and the task)."""
     from koji_containerbuild.scmurl import redact
 
     opts = dict(plan.opts or {})
+    if hermetic:
+        opts['hermetic'] = True
     opts['scratch'] = bool(plan.scratch)
     opts['isolated'] = bool(plan.isolated)
     options = {}

@@ -13,8 +13,9 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # busybox-static for the bundled examples; apache2-utils (htpasswd) for the registry-auth tests;
 # runc: the OCI runtime the production-default tests (isolation = oci, network = private)
 # use, since Debian's default crun cannot start containers on hosts with hybrid cgroups.
+# createrepo-c: the yum repository the hermetic-build tests bind-mount into RUN steps.
 PKGS="buildah docker-registry git rpm python3-rpm python3-venv python3-dev libkrb5-dev gcc
-      fuse-overlayfs uidmap busybox-static apache2-utils runc"
+      fuse-overlayfs uidmap busybox-static apache2-utils runc createrepo-c"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

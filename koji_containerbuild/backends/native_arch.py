@@ -11,8 +11,9 @@ import re
 
 import koji
 
-from koji_containerbuild import (dockerfile as dockerfile_mod, native_build, ownership,
-                                 repofetch, safe_files, scmurl, source, supply_chain)
+from koji_containerbuild import (dockerfile as dockerfile_mod, hermetic, native_build,
+                                 ownership, repofetch, safe_files, scmurl, source,
+                                 supply_chain)
 from koji_containerbuild.backends import native_config
 from koji_containerbuild.backends.native_common import short
 from koji_containerbuild.errors import BackendError, OptionError
@@ -31,6 +32,10 @@ def _check_params(arch, params):
         raise OptionError('createContainer: missing params %s' % ', '.join(missing))
     if not re.match(r'^[A-Za-z0-9_]+\Z', str(arch)):
         raise OptionError('createContainer: invalid arch %r' % (arch,))
+    if not isinstance(params.get('hermetic', False), bool):
+        raise OptionError('createContainer: hermetic must be true or false')
+    if params.get('hermetic'):
+        hermetic.refuse_network_sources(params)
     rel = params['dockerfile']
     if not isinstance(rel, str) or os.path.isabs(rel) or '..' in rel.split('/'):
         raise OptionError('createContainer: invalid Dockerfile path %r' % (rel,))
@@ -93,6 +98,9 @@ class ArchBuild(object):
         # this builder's registry settings and credentials work, before any checkout
         self.native.check_runtime()
         self.native.check_registry()
+        if params.get('hermetic'):
+            # the Koji volume's repo is here, before any checkout (never the network)
+            hermetic.check_repo_dir(self._hermetic_repo())
         workdir = self.handler.workdir
         log_name = '%s.log' % self.arch
         relay = LogRelay(self.session, self.handler.getUploadDir(), workdir,
@@ -163,9 +171,18 @@ class ArchBuild(object):
             log_line('koji_parent_build: final stage FROM %s' % params['base_image'])
         repos_dir = os.path.join(workdir, 'repos')
         os.makedirs(repos_dir, exist_ok=True)
-        repo_files = [koji_repo_file(os.path.join(repos_dir, 'koji.repo'),
-                                     self.handler.options.topurl, params['build_tag'],
-                                     params['repo_id'], self.arch)]
+        settings = self.native.build_settings(storage)
+        if params.get('hermetic'):
+            settings['hermetic_repo'] = self._hermetic_repo()
+            repo_files = [hermetic.repo_file(
+                os.path.join(repos_dir, 'koji.repo'),
+                'koji-%s-%s' % (params['build_tag'], params['repo_id']),
+                'Koji repo %s (%s) %s, hermetic' % (params['build_tag'], params['repo_id'],
+                                                    self.arch))]
+        else:
+            repo_files = [koji_repo_file(os.path.join(repos_dir, 'koji.repo'),
+                                         self.handler.options.topurl, params['build_tag'],
+                                         params['repo_id'], self.arch)]
         for index, url in enumerate(params['yum_repourls']):
             repo_files.append(fetch_repo_file(
                 url, os.path.join(repos_dir, 'extra-%d.repo' % index),
@@ -174,7 +191,6 @@ class ArchBuild(object):
         ident = params['identity']
         labels = native_build.koji_labels(ident, self.arch, vcs_url=params['labels'].get('vcs-url'),
                                           vcs_ref=params['labels'].get('vcs-ref'))
-        settings = self.native.build_settings(storage)
         settings['fence'] = ownership.of_handler(self.handler).check   # before the push
         log_line('Building %s for %s in task %s' % (ident['nvr'], self.arch, self.handler.id))
         result = native_build.build_arch(
@@ -182,12 +198,20 @@ class ArchBuild(object):
             params['repository'], params['unique_tag'], os.path.join(workdir, 'build'),
             log_line, settings)
         # what the provenance lists as resolved: the Koji repo, each .repo file's digest
+        koji_repo = {'url': koji_repo_baseurl(self.handler.options.topurl, params['build_tag'],
+                                              params['repo_id'], self.arch),
+                     'repo_id': params['repo_id'], 'build_tag': params['build_tag']}
+        if params.get('hermetic'):
+            koji_repo['mounted_from'] = self._hermetic_repo()
         result['supply_chain'] = supply_chain.arch_inputs(
-            {'url': koji_repo_baseurl(self.handler.options.topurl, params['build_tag'],
-                                      params['repo_id'], self.arch),
-             'repo_id': params['repo_id'], 'build_tag': params['build_tag']},
+            koji_repo,
             [scmurl.redact(u) for u in params['yum_repourls']], repo_files[1:])
         return result
+
+    def _hermetic_repo(self):
+        params = self.params
+        return hermetic.koji_repo_dir(getattr(self.handler.options, 'topdir', None),
+                                      params['build_tag'], params['repo_id'], self.arch)
 
     def _channel(self):
         # kojid's build_from_scm policy data names the task's channel

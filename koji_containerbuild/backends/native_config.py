@@ -11,7 +11,7 @@ import shutil
 import string
 from urllib.parse import urlsplit
 
-from koji_containerbuild import buildah, netrules, registry as registry_mod
+from koji_containerbuild import buildah, hermetic, netrules, registry as registry_mod
 from koji_containerbuild.backends import native_storage
 from koji_containerbuild.errors import BackendError, ConfigError
 
@@ -56,6 +56,11 @@ KEYS = (
      'not the parent\'s container-binary, so OSBS builders never get them)'),
     ('network', 'private', 'choice', 'buildah --network for RUN steps: private (own network '
      'namespace: builds reach repos but not the builder\'s loopback services), host or none'),
+    ('hermetic', 'off', 'choice', 'Hermetic builds (RUN steps get no network and only the '
+     'build tag\'s repo, bind-mounted read-only from <topdir>/repos/<tag>/<repo id>/<arch> '
+     'on the Koji volume; yum_repourls refused): off (never; a container.yaml asking for '
+     'one is refused), allow (when container.yaml says hermetic: true) or force (every '
+     'build)'),
     ('isolation', 'oci', 'choice', 'buildah --isolation for RUN steps: oci, chroot or rootless'),
     ('runtime', '', 'text', 'OCI runtime for isolation = oci (buildah --runtime): a name on '
      'PATH such as runc or crun, or an absolute path (empty: buildah\'s default, usually '
@@ -77,7 +82,7 @@ KEYS = (
      'yum_repourls may be fetched although they are loopback, link-local or private, e.g. '
      'an internal mirror 10.20.0.0/16 (empty: public addresses only)'),
 )
-CHOICES = {'network': NETWORKS, 'isolation': ISOLATIONS, 'pull': PULL_POLICIES,
+CHOICES = {'network': NETWORKS, 'hermetic': hermetic.MODES, 'isolation': ISOLATIONS, 'pull': PULL_POLICIES,
            'repository_binding': ('none', 'component')}
 DEFAULTS = dict((k, d) for k, d, _kind, _help in KEYS)
 
@@ -288,6 +293,9 @@ def parse(parser):
         raise ConfigError('[native] isolation = chroot runs RUN steps in the host network: '
                           'set network = host, or use isolation = oci for network = %s'
                           % values['network'])
+    if values['isolation'] == 'chroot' and values['hermetic'] != 'off':
+        raise ConfigError('[native] hermetic = %s needs RUN steps without network: use '
+                          'isolation = oci or rootless' % values['hermetic'])
     return NativeConfig(values)
 
 

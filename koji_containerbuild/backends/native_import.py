@@ -41,7 +41,8 @@ class ImportSteps(object):
             parent_build=parent_build, logs=logs, isolated=self.isolated,
             submitter=self._submitter(), build_id=self.reservation.build_id,
             yum_repourls=opts.get('yum_repourls'), parent_image_builds=parent_image_builds,
-            user_metadata=opts.get('userdata'), cg_name=self.native.content_generator)
+            user_metadata=opts.get('userdata'), cg_name=self.native.content_generator,
+            hermetic=self.hermetic)
         self.supply_docs = self._supply_docs(arch_results, child_of, parent_info)
         for name, data in supply_chain.files(self.supply_docs):
             self._upload_bytes(workdir, upload_dir, name, data)
@@ -66,7 +67,8 @@ class ImportSteps(object):
             self.handler.options.server, self.task_id, self.plan, self._dockerfile_relpath(),
             arch_results, child_of, parent_build=parent_info[0],
             parent_image_builds=parent_info[1], build_id=self.reservation.build_id,
-            unique_tag=self.unique, content_generator=self.native.content_generator)
+            unique_tag=self.unique, content_generator=self.native.content_generator,
+            hermetic=self.hermetic)
 
     def _attach_supply_chain(self, docs, build_id=None):
         """Attach the documents to the per-arch images (after the import, like tags)."""

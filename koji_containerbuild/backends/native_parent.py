@@ -23,8 +23,8 @@ import xmlrpc.client
 
 import koji
 
-from koji_containerbuild import (cg, native_build, ownership, registry as registry_mod, source,
-                                 tag_guard)
+from koji_containerbuild import (cg, hermetic, native_build, ownership,
+                                 registry as registry_mod, source, tag_guard)
 from koji_containerbuild.backends import (native_cleanup, native_config, native_import,
                                           native_rerun)
 from koji_containerbuild.backends.native_children import Children
@@ -114,6 +114,7 @@ class ParentBuild(native_import.ImportSteps):
         self.start_time = int(time.time())
         self.tags = None    # known once the release is (auto-release)
         self.list_digest = None   # the manifest list, once stored by digest
+        self.hermetic = False     # decided with the refusals, before the reservation
 
     def pullspec(self, ref):
         return self.registry.pullspec(self.repository, ref)
@@ -161,6 +162,16 @@ class ParentBuild(native_import.ImportSteps):
         if getattr(self.plan, 'flatpak', False) or opts.get('flatpak'):
             raise OptionError('Flatpak builds are not supported by the native backend '
                               '(they need backend = osbs)')
+        # before anything is reserved: a hermetic build takes no network sources
+        self.hermetic = hermetic.wanted(self.native.hermetic,
+                                        getattr(self.plan, 'container_yaml', None))
+        if self.hermetic:
+            hermetic.refuse_network_sources(opts)
+            if not opts.get('koji_parent_build'):   # else the subtask checks the rewrite
+                data = source.read_file(self.plan.checkout.dockerfile_path,
+                                        native_build.MAX_DOCKERFILE, 'Dockerfile')
+                hermetic.check_dockerfile(native_build.parse_dockerfile(data),
+                                          self.registry.host)
 
     def _run(self):
         self._reserve()
@@ -276,6 +287,7 @@ class ParentBuild(native_import.ImportSteps):
                        'vcs-ref': self.plan.checkout.commit},
             'scratch': self.scratch,
             'owner': self.plan.owner,
+            'hermetic': self.hermetic,
         }
 
     def _subtask_source(self):

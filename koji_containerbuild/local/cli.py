@@ -26,8 +26,8 @@ gc.disable()
 try:
     import koji
 
-    from koji_containerbuild import (buildah, cg, native_build, safe_files, source,
-                                     supply_chain, tag_guard)
+    from koji_containerbuild import (buildah, cg, hermetic, native_build, safe_files,
+                                     source, supply_chain, tag_guard)
     from koji_containerbuild.errors import ConfigError, OptionError, SourceError
     from koji_containerbuild.options import RELEASE_PATTERN, URL_PATTERN
     from koji_containerbuild.registry import Registry, check_repository
@@ -101,6 +101,12 @@ def parser():
     build.add_argument('--runtime', metavar='RUNTIME',
                        help='OCI runtime for --isolation oci (runc, crun or a path; '
                             'default: buildah\'s)')
+    build.add_argument('--hermetic', action='store_true',
+                       help='RUN steps get no network and only the yum repository of '
+                            '--repo-dir (needs --isolation oci or rootless)')
+    build.add_argument('--repo-dir', metavar='DIR',
+                       help='a local yum repository (createrepo\'d) for --hermetic, '
+                            'bind-mounted read-only into RUN steps')
     build.add_argument('-q', '--quiet', action='store_true', help='do not echo build output')
     return top
 
@@ -147,6 +153,19 @@ def _check_args(args):
         if args.isolation != 'oci' or not RUNTIME_RE.match(args.runtime):
             raise OptionError('--runtime %r: give a program name (runc, crun) or an absolute '
                               'path, with --isolation oci' % (args.runtime,))
+    if args.hermetic:
+        if not args.repo_dir:
+            raise OptionError('--hermetic needs --repo-dir DIR (a local yum repository)')
+        if args.isolation == 'chroot':
+            raise OptionError('--hermetic needs --isolation oci or rootless (chroot RUN '
+                              'steps share the host network)')
+        if args.repo_urls:
+            raise OptionError('--repo-url is refused with --hermetic: RUN steps see only '
+                              'the --repo-dir repository and no network')
+        args.repo_dir = hermetic.check_repo_dir(os.path.abspath(args.repo_dir))
+        args.network = 'none'
+    elif args.repo_dir:
+        raise OptionError('--repo-dir is used with --hermetic only')
     if (args.authfile or not args.tls_verify) and not args.registry:
         raise OptionError('--authfile and --no-tls-verify need --registry')
     arches = []
@@ -286,8 +305,13 @@ def run_build(args):
             storage = buildah.Storage.temporary(workdir, args.storage_driver)
         settings = {'storage': storage, 'isolation': args.isolation, 'network': args.network,
                     'runtime': args.runtime,
-                    'pull': 'missing', 'image_dir': os.path.join(output, 'images')}
-        repo_files = _fetch_repo_files(args.repo_urls, workdir)
+                    'pull': 'missing', 'image_dir': os.path.join(output, 'images'),
+                    'hermetic_repo': args.repo_dir if args.hermetic else None}
+        if args.hermetic:
+            repo_files = [hermetic.repo_file(os.path.join(workdir, 'hermetic.repo'),
+                                             'local-repo', 'Local repo (hermetic)')]
+        else:
+            repo_files = _fetch_repo_files(args.repo_urls, workdir)
         unique = cg.unique_tag(args.target)
         tags = cg.tag_plan(identity, scratch=args.scratch, additional_tags=extra_tags,
                            unique=unique)
@@ -320,12 +344,15 @@ def run_build(args):
         metadata = cg.build_metadata(
             identity, src, getpass.getuser(), None, start, time.time(), results, index=index,
             logs=logs.paths(), yum_repourls=args.repo_urls or None,
-            parent_image_builds=dict((k, None) for k in parent['parent_pullspecs'].values()))
+            parent_image_builds=dict((k, None) for k in parent['parent_pullspecs'].values()),
+            hermetic=args.hermetic)
         # SBOM + provenance: next to metadata.json, and outputs of the import like in Koji
         docs = supply_chain.local_documents(
             results, identity, src, commit, args.target,
-            {'release': args.release, 'scratch': args.scratch, 'yum_repourls': args.repo_urls},
-            args.repo_urls, repo_files)
+            {'release': args.release, 'scratch': args.scratch, 'yum_repourls': args.repo_urls,
+             'hermetic': args.hermetic},
+            args.repo_urls, [] if args.hermetic else repo_files,
+            repo_dir=args.repo_dir if args.hermetic else None)
         supply_chain.add_to_metadata(metadata, docs)
         cg.write_import_dir(os.path.join(output, 'import'), metadata, results, logs.paths())
         supply_chain.write(os.path.join(output, 'import'), docs)
