@@ -468,13 +468,17 @@ class HubSessionDouble(object):
             task['state'] = TASK['FREE']
             task['host_id'] = None
 
-    def assign_task(self, task_id):
+    def assign_task(self, task_id, if_free=False):
         """As the hub's scheduler: the task becomes ASSIGNED to this host (kojid's
-        getNextTask takes it)."""
+        getNextTask takes it). if_free: only a FREE task (the scheduler may have handed
+        it out already); returns whether it was assigned."""
         with self._lock:
             task = self._task_strict(task_id)
+            if if_free and task['state'] != TASK['FREE']:
+                return False
             task['state'] = TASK['ASSIGNED']
             task['host_id'] = self.host_id
+            return True
 
     def open_task(self, task_id):
         with self._lock:

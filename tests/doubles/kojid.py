@@ -295,9 +295,15 @@ class Kojid(object):
         hub's task; via_kojid is always true now; extra is accepted for compatibility.)"""
         if config_file:
             self.configs[task_id] = config_file
-        self.start_kojid()
+        if self.hub.task(task_id)['state'] == koji.TASK_STATES['OPEN'] and not (
+                task_id in self.pids and _alive(self.pids[task_id])):
+            # a task made OPEN by the test (no process): kojid's bookkeeping would free it
+            # while this assigns it, and the hub would hand it out twice
+            self.hub.free_task(task_id)
         before = self.pids.get(task_id)
-        self.hub.assign_task(task_id)
+        self.start_kojid()
+        # with the hub's scheduler on, it may have handed the task to kojid already
+        self.hub.assign_task(task_id, if_free=True)
         event = self._wait_event(lambda e: e[0] == 'taken' and e[1] == task_id
                                  and e[2] != before, timeout, 'task %s taken' % task_id)
         return event[2]
