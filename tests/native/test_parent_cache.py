@@ -262,3 +262,26 @@ def test_sizes_parse_and_bad_values_are_refused():
         with pytest.raises(ValueError):
             native_cache.parse_size(bad)
     assert native_cache.entry_key('reg/x:1') is None
+
+
+def _native(**keys):
+    import configparser
+    from koji_containerbuild.backends import native_config
+    parser = configparser.ConfigParser()
+    parser.read_dict({'native': dict({'registry': 'http://127.0.0.1:5000'}, **keys)})
+    return native_config.parse(parser)
+
+
+def test_cache_config_keys(tmp_path):
+    from koji_containerbuild.errors import ConfigError
+    workdir = str(tmp_path / 'tasks' / '1')
+    default = _native(storage_root=str(tmp_path / 'st')).image_cache(1, workdir)
+    assert default.root == str(tmp_path / 'st' / 'image-cache')
+    assert default.max_bytes == 20 * 1024 ** 3
+    chosen = _native(image_cache=str(tmp_path / 'c'), image_cache_size='1G')
+    assert chosen.image_cache(1, workdir).root == str(tmp_path / 'c')
+    assert _native(image_cache='off').image_cache(1, workdir) is None
+    with pytest.raises(ConfigError, match='image_cache: expected an absolute path'):
+        _native(image_cache='cache')
+    with pytest.raises(ConfigError, match='image_cache_size: expected a size'):
+        _native(image_cache_size='lots')
