@@ -293,7 +293,10 @@ class ParentCache(object):
                     continue        # being refilled right now
                 self._discard(self._entry(key))
                 for kind in ('use', 'fill'):
-                    os.unlink(self._lock_path(key, kind))   # still held: see _flock
+                    try:
+                        os.unlink(self._lock_path(key, kind))   # still held: see _flock
+                    except FileNotFoundError:
+                        pass
                 total -= size
                 evicted.append(key)
                 if log_line is not None:
