@@ -63,10 +63,12 @@ class Storage(object):
     """buildah's storage location and driver; `temporary()` makes a private one.
 
     root/runroot None means buildah's system default (/var/lib/containers).
+    image_stores: read-only additional image stores (the builder's parent cache,
+    backends/native_cache.py) whose images builds may use without pulling them.
     """
 
     def __init__(self, root=None, runroot=None, driver=None, buildah='buildah',
-                 owned=False):
+                 owned=False, image_stores=()):
         if driver is not None and driver not in DRIVERS:
             raise BackendError('Unknown storage driver %r (use one of %s)'
                                % (driver, ', '.join(DRIVERS)))
@@ -75,6 +77,13 @@ class Storage(object):
         self.driver = driver
         self.buildah = buildah
         self.owned = owned
+        self.image_stores = list(image_stores)
+
+    def with_image_stores(self, stores):
+        """This storage, also reading images from the read-only `stores`."""
+        return Storage(self.root, self.runroot, self.driver, self.buildah, self.owned,
+                       list(self.image_stores) + [s for s in stores
+                                                  if s not in self.image_stores])
 
     @classmethod
     def temporary(cls, parent_dir, driver='overlay', buildah='buildah'):
@@ -91,6 +100,8 @@ class Storage(object):
             args += ['--runroot', self.runroot]
         if self.driver:
             args += ['--storage-driver', self.driver]
+        for store in self.image_stores:
+            args += ['--storage-opt', 'additionalimagestore=%s' % store]
         return args
 
     def run(self, args, check=True, what=None):
@@ -372,22 +383,20 @@ def image_id_of(ref, storage=None):
 
 
 def layer_sizes(diff_ids, storage):
-    """{diff_id: uncompressed size} for layers in storage (from its layer index)."""
-    if not storage.root:
-        root = '/var/lib/containers/storage'
-    else:
-        root = storage.root
+    """{diff_id: uncompressed size} for layers in storage (from its layer index) and
+    in its read-only image stores."""
     sizes = {}
-    for name in os.listdir(root) if os.path.isdir(root) else []:
-        if not name.endswith('-layers'):
-            continue
-        try:
-            with open(os.path.join(root, name, 'layers.json')) as f:
-                for layer in json.load(f) or []:
-                    if layer.get('diff-digest') in diff_ids and 'diff-size' in layer:
-                        sizes[layer['diff-digest']] = int(layer['diff-size'])
-        except (OSError, ValueError):
-            continue
+    for root in [storage.root or '/var/lib/containers/storage'] + storage.image_stores:
+        for name in os.listdir(root) if os.path.isdir(root) else []:
+            if not name.endswith('-layers'):
+                continue
+            try:
+                with open(os.path.join(root, name, 'layers.json')) as f:
+                    for layer in json.load(f) or []:
+                        if layer.get('diff-digest') in diff_ids and 'diff-size' in layer:
+                            sizes[layer['diff-digest']] = int(layer['diff-size'])
+            except (OSError, ValueError):
+                continue
     return sizes
 
 

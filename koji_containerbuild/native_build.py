@@ -11,6 +11,7 @@ arch being built, as OSBS does with its source registry. Other FROM images are p
 as written.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -43,6 +44,8 @@ DEFAULT_SETTINGS = {
     'fence': None,
     # hermetic.py: the yum repo directory bind-mounted into RUN steps (network none)
     'hermetic_repo': None,
+    # backends/native_cache.ParentCache: the builder's shared parent image cache
+    'image_cache': None,
 }
 HUB_WATCH_INTERVAL = 10.0   # seconds between hub checks of `fence` while buildah runs
 # Pull policy names (config) -> buildah 1.28's --pull values.
@@ -238,20 +241,63 @@ def build_arch(srcdir, dockerfile, arch, identity, labels_extra, repo_files, reg
     cert_dir = registry_cert_dir(registry, workdir)
     started = time.time()
     settings['watch'] = fence_watch(settings.get('fence'))
-    image_id = buildah.build_image(
-        srcdir, build_file, arch, dict(labels_extra or {}), repo_files, workdir, log_line,
-        network=settings['network'], isolation=settings['isolation'],
-        pull=PULL_VALUES[settings['pull']], storage=storage, tls_verify=tls_verify,
-        authfile=authfile, cert_dir=cert_dir, build_args=build_args,
-        watch=settings['watch'], extra_args=extra_args)
-    try:
-        return _describe(image_id, arch, arch_tag, parsed, resolved, registry,
-                         repository, workdir, log_line, storage, settings, started,
-                         cert_dir)
-    finally:
-        # An owned (private, temporary) storage is deleted as a whole afterwards.
-        if not settings.get('keep_image') and not storage.owned:
-            buildah.remove_image(image_id, storage)
+    pull = PULL_VALUES[settings['pull']]
+    with contextlib.ExitStack() as in_use:
+        cache = settings.get('image_cache')
+        if cache is not None and storage.owned:
+            # the builder's parent cache (backends/native_cache.py): the pinned parents
+            # are read from its stores, held in use until the push and inspection end
+            stores = in_use.enter_context(cache.use(
+                cacheable_pins(data, parsed, resolved), log_line,
+                fill=settings['pull'] != 'never', tls_verify=tls_verify,
+                authfile=authfile, cert_dir=cert_dir, watch=settings['watch']))
+            if stores:
+                storage = storage.with_image_stores(sorted(set(stores.values())))
+                if settings['pull'] != 'never':
+                    # the pins were just resolved in the registry (pull = always checked
+                    # each tag's digest there); buildah's --pull=always would download
+                    # the cached layers again. Anything else is missing from the
+                    # task's fresh storage, so it is still pulled.
+                    pull = PULL_VALUES['missing']
+        image_id = buildah.build_image(
+            srcdir, build_file, arch, dict(labels_extra or {}), repo_files, workdir,
+            log_line, network=settings['network'], isolation=settings['isolation'],
+            pull=pull, storage=storage, tls_verify=tls_verify,
+            authfile=authfile, cert_dir=cert_dir, build_args=build_args,
+            watch=settings['watch'], extra_args=extra_args)
+        try:
+            return _describe(image_id, arch, arch_tag, parsed, resolved, registry,
+                             repository, workdir, log_line, storage, settings, started,
+                             cert_dir)
+        finally:
+            # An owned (private, temporary) storage is deleted as a whole afterwards.
+            if not settings.get('keep_image') and not storage.owned:
+                buildah.remove_image(image_id, storage)
+
+
+def cacheable_pins(text, parsed, resolved):
+    """The pinned pull specs the parent cache may serve.
+
+    Left out: an image that is also the base of a non-final stage without instructions
+    (`FROM x AS a` then `FROM y`): buildah 1.28 removes such a stage's image at the end
+    of the build and fails on one in a read-only store ("identifier is not an image");
+    the build pulls those into its own storage as before.
+    """
+    if isinstance(text, bytes):
+        text = text.decode('utf-8', 'surrogateescape')
+    lines = text.split('\n')
+    froms = parsed.froms
+    empty_stage = set()
+    for entry, following in zip(froms, froms[1:]):
+        body = lines[entry['last'] + 1:following['first']]
+        if not any(line.strip() and not line.strip().startswith('#') for line in body):
+            empty_stage.add(entry['image'])
+    pins = []
+    for entry in froms:
+        pin = None if entry['stage_ref'] else resolved.get(entry['image'])
+        if pin and entry['image'] not in empty_stage and pin['pullspec'] not in pins:
+            pins.append(pin['pullspec'])
+    return pins
 
 
 def fence_watch(fence, hub_interval=HUB_WATCH_INTERVAL):

@@ -172,6 +172,7 @@ class ArchBuild(object):
         repos_dir = os.path.join(workdir, 'repos')
         os.makedirs(repos_dir, exist_ok=True)
         settings = self.native.build_settings(storage)
+        settings['image_cache'] = self.native.image_cache(self.handler.id, workdir)
         if params.get('hermetic'):
             settings['hermetic_repo'] = self._hermetic_repo()
             repo_files = [hermetic.repo_file(

@@ -12,7 +12,7 @@ import string
 from urllib.parse import urlsplit
 
 from koji_containerbuild import buildah, hermetic, netrules, registry as registry_mod
-from koji_containerbuild.backends import native_storage
+from koji_containerbuild.backends import native_cache, native_storage
 from koji_containerbuild.errors import BackendError, ConfigError
 
 SECTION = 'native'
@@ -69,6 +69,14 @@ KEYS = (
     ('storage_root', '', 'path', 'Folder under which each createContainer task gets its own '
      'buildah storage (<storage_root>/task-<id>/<pid>-<start>/), removed when the task ends '
      '(empty: containerbuild-storage next to kojid\'s task work directories)'),
+    ('image_cache', '', 'text', 'Folder of this builder\'s parent image cache: each pinned '
+     'parent (FROM) is pulled once into it and used read-only by every task that needs it '
+     '(empty: image-cache beside the task-<id> storage folders, see storage_root; off: '
+     'no cache, each '
+     'task pulls its parents into its own storage)'),
+    ('image_cache_size', '20G', 'text', 'Size bound of the parent image cache (K, M, G, '
+     'T suffixes): least recently used parents are removed beyond it, never one a '
+     'running task uses'),
     ('storage_runroot', '', 'path', 'Ignored: each task keeps its runroot inside its own '
      'storage (accepted so that older configs still load)'),
     ('storage_driver', '', 'text', 'buildah --storage-driver: overlay or vfs (empty: default)'),
@@ -109,6 +117,20 @@ class NativeConfig(object):
             'runtime': self.runtime or None,
             'storage': storage,
         }
+
+    def image_cache(self, task_id, workdir):
+        """The builder's native_cache.ParentCache, or None when image_cache = off."""
+        if self.image_cache_dir == 'off':
+            return None
+        root = self.image_cache_dir or os.path.join(
+            native_storage.base_dir(self.storage_root, task_id, workdir),
+            native_storage.CACHE_DIR)
+        try:
+            return native_cache.ParentCache(root, self.image_cache_bytes,
+                                            self.storage_driver or 'overlay')
+        except OSError as exc:
+            raise BackendError('[native] image_cache %s: cannot create it: %s'
+                               % (root, exc.strerror))
 
     def task_storage_parent(self, task_id, workdir):
         """This process's folder for one task's buildah storage (native_storage)."""
@@ -283,6 +305,15 @@ def parse(parser):
     if values['storage_driver'] not in ('', 'overlay', 'vfs'):
         raise ConfigError('[native] storage_driver: expected overlay or vfs, got %r'
                           % values['storage_driver'])
+    cache = values.pop('image_cache')
+    if cache not in ('', 'off') and not os.path.isabs(cache):
+        raise ConfigError('[native] image_cache: expected an absolute path, empty or off, '
+                          'got %r' % cache)
+    values['image_cache_dir'] = cache
+    try:
+        values['image_cache_bytes'] = native_cache.parse_size(values.pop('image_cache_size'))
+    except ValueError as exc:
+        raise ConfigError(str(exc))
     values['unique_tag_format'] = _check_unique_format(values['unique_tag_format'])
     values['runtime'] = _check_runtime(values['runtime'], values['isolation'])
     values['yum_repourl_networks'] = netrules.allowed_networks(

@@ -23,6 +23,7 @@ import koji
 from koji_containerbuild import buildah
 
 DEFAULT_DIR = 'containerbuild-storage'
+CACHE_DIR = 'image-cache'     # the parent image cache's default folder (native_cache)
 _ATTEMPT_RE = re.compile(r'^(\d+)-(\d+)\Z')
 _TASK_RE = re.compile(r'^task-\d+\Z')
 

@@ -6,6 +6,7 @@ import os
 import koji
 import requests
 
+from koji_containerbuild.backends import native_storage
 from tests.native_koji.conftest import make_repo
 from tests.support.waiting import wait_for  # noqa: F401 (the tests import it from here)
 
@@ -64,6 +65,14 @@ def task_workdir(options, task_id):
 
 
 def storage_left(world):
-    """What is left under the world's storage_root (task folders are removed when empty)."""
+    """What is left under the world's storage_root (task folders are removed when empty).
+
+    The builder's parent image cache stays by design; an unfinished fill in it counts."""
     root = str(world.storage_root)
-    return sorted(os.listdir(root)) if os.path.isdir(root) else []
+    left = sorted(os.listdir(root)) if os.path.isdir(root) else []
+    if native_storage.CACHE_DIR in left:
+        left.remove(native_storage.CACHE_DIR)
+        tmp = os.path.join(root, native_storage.CACHE_DIR, 'tmp')
+        left += ['%s/tmp/%s' % (native_storage.CACHE_DIR, name)
+                 for name in sorted(os.listdir(tmp))]
+    return left

@@ -27,7 +27,7 @@ def test_parent_build_recorded(world_factory, git_server, small_rootfs, registry
     app_src = make_repo(git_server, 'papp', {
         'Dockerfile': 'FROM acme/pbase:1.0-1\nLABEL com.redhat.component=papp-container '
                       'name=acme/papp version=2 release=1\n'})[0]
-    _t, app_result = world.run_parent(app_src)
+    app_task, app_result = world.run_parent(app_src)
     image = hub.getBuild(int(app_result['koji_builds'][0]))['extra']['image']
     host = registry_url.split('://')[1]
     assert image['parent_build_id'] == base_id
@@ -39,9 +39,20 @@ def test_parent_build_recorded(world_factory, git_server, small_rootfs, registry
     app2_src = make_repo(git_server, 'papp2', {
         'Dockerfile': 'FROM acme/does-not-exist:9\nLABEL com.redhat.component=papp2-container'
                       ' name=acme/papp2 version=2 release=1\n'})[0]
-    _t, app2_result = world.run_parent(app2_src, {'koji_parent_build': 'pbase-container-1.0-1'})
+    app2_task, app2_result = world.run_parent(app2_src,
+                                              {'koji_parent_build': 'pbase-container-1.0-1'})
     image2 = hub.getBuild(int(app2_result['koji_builds'][0]))['extra']['image']
     assert image2['parent_build_id'] == base_id
+
+    # the builder's parent image cache: the first build pulled pbase into it, the second
+    # (same digest) used it without pulling (backends/native_cache.py)
+    def arch_log(task_id):
+        child = [t for t in hub.children(task_id)
+                 if hub.task(t)['method'] == 'createContainer'][0]
+        return hub.uploaded_files(child)['x86_64.log'].decode('utf-8', 'replace')
+    assert "pulling it into the builder's image cache" in arch_log(app_task)
+    assert "from the builder's image cache" in arch_log(app2_task)
+    assert "pulling it into" not in arch_log(app2_task)
 
 
 def test_rewrite_base_keeps_stages():
