@@ -6,6 +6,7 @@ files). The fields follow the content-generator component format.
 """
 
 import os
+import sys
 import threading
 
 from koji_containerbuild.errors import BackendError
@@ -85,13 +86,24 @@ def nvra(comp):
     return '%s-%s-%s.%s' % (comp['name'], comp['version'], comp['release'], comp['arch'])
 
 
+def _rpm_bindings():
+    """The rpm module (only the native pipeline needs it): a missing one is a clear fault,
+    not a traceback naming a module."""
+    try:
+        import rpm
+    except ImportError as exc:
+        raise BackendError('The RPM Python bindings are not installed for this Python '
+                           '(%s): install python3-rpm for the Python kojid runs (%s)'
+                           % (exc, sys.executable))
+    return rpm
+
+
 def rpm_components_and_licenses(rootfs_or_dbpath):
     """(rpm_components(...), {nvra: License header value or None}) in one rpmdb read.
 
     The license stays out of the components: they are the content-generator format.
     """
-    import rpm  # only the native pipeline needs the bindings
-
+    rpm = _rpm_bindings()
     path = rootfs_or_dbpath
     if not os.path.isdir(path):
         raise BackendError('Cannot read RPMs: %s is not a directory' % path)
@@ -135,7 +147,7 @@ def rpm_components_and_licenses(rootfs_or_dbpath):
 
 def host_components():
     """RPMs of the build host (its rpmdb at the default path; none on a non-RPM host)."""
-    import rpm
+    rpm = _rpm_bindings()
 
     # Under the lock: another thread may have _dbpath pointed at an image's rpmdb.
     with _LOCK:

@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -88,3 +89,11 @@ def test_host_components_never_see_an_image_dbpath(rootfs):
             rpm.delMacro('_dbpath')
     worker.join()
     assert got == [alone]
+
+
+def test_missing_rpm_bindings_are_a_clear_fault(monkeypatch, tmp_path):
+    """A builder whose Python has no rpm module gets one line saying what to install."""
+    monkeypatch.setitem(sys.modules, 'rpm', None)     # import rpm -> ImportError
+    with pytest.raises(BackendError) as info:
+        rpmdb.rpm_components_and_licenses(str(tmp_path))
+    assert 'install python3-rpm' in str(info.value)
