@@ -1,6 +1,6 @@
 """Where a createContainer task keeps its private buildah storage, and who removes it.
 
-    <base>/task-<task id>/<pid>-<process start time>/buildah-XXXX/{root,runroot}
+    <base>/task-<task id>/<pid>-<process start time>/buildah-<random suffix>/{root,runroot}
 
 <base> is [native] storage_root, else `containerbuild-storage` next to kojid's task
 work directories (never inside a task's work directory: kojid removes that directory

@@ -228,6 +228,20 @@ def world_factory(tmp_path, registry_url):
 
 
 @pytest.fixture
+def world(world_factory):
+    """A World with the default settings."""
+    return world_factory()
+
+
+@pytest.fixture
+def kojid(world):
+    """The kojid double (koji.daemon.TaskManager) serving the World's hub."""
+    daemon = Kojid(world.hub, world.options)
+    yield daemon
+    daemon.close()
+
+
+@pytest.fixture
 def kojid_world(world_factory):
     """A World whose tasks kojid runs: the parent and its createContainer children are
     taken by one kojid double (koji.daemon.TaskManager, tests/doubles/kojid.py) with the

@@ -7,25 +7,12 @@ import os
 import koji
 import pytest
 
-from tests.doubles.kojid import Kojid
 from tests.native_koji.conftest import buildah_available
 from tests.native_koji.signals_support import (SLEEP_RUN, arch_task, busybox_repo,
                                                registry_tags, storage_left, task_log,
                                                task_workdir, wait_for)
 
 needs_buildah = pytest.mark.skipif(not buildah_available(), reason='needs buildah as root')
-
-
-@pytest.fixture
-def world(world_factory):
-    return world_factory()
-
-
-@pytest.fixture
-def kojid(world):
-    daemon = Kojid(world.hub, world.options)
-    yield daemon
-    daemon.close()
 
 
 def _start(world, kojid, registry_url, git_server, repo_name, repository, **kw):

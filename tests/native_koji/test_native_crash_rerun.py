@@ -24,18 +24,6 @@ class Killed(BaseException):
     """SIGKILL of the whole kojid: nothing in the task runs any more."""
 
 
-@pytest.fixture
-def world(world_factory):
-    return world_factory()
-
-
-@pytest.fixture
-def kojid(world):
-    daemon = Kojid(world.hub, world.options)
-    yield daemon
-    daemon.close()
-
-
 def _conf(world):
     return str(world.tmp / 'builder_containerbuild.conf')
 
