@@ -10,7 +10,7 @@ Where the registry refuses (HTTP 405, deletion disabled) the tags are listed for
 admin in kojid's log (docs/native-koji.md, section 6 "Leftover tags").
 """
 
-from koji_containerbuild import registry as registry_mod
+from koji_containerbuild import ownership, registry as registry_mod
 from koji_containerbuild.backends.native_common import short
 from koji_containerbuild.errors import BackendError
 
@@ -70,4 +70,5 @@ def remove_earlier(handler, native, record, unique_too=False):
         return []
     registry = registry_mod.Registry(native.registry, **native.registry_kwargs())
     refs = arch_tags(tags[0], record['arches']) + (tags[:1] if unique_too else [])
+    ownership.of_handler(handler).check('removing what the earlier run pushed')
     return delete_left(registry, record['repository'], refs, handler.logger)

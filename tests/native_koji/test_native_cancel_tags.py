@@ -87,3 +87,26 @@ def test_rerun_removes_what_the_killed_run_pushed(tmp_path, deleting_registry, g
     assert len(tags) == (2 if scratch else 5)     # unique(-x86_64) [+ 1.0-1, 1.0, latest]
     assert sorted(r.rsplit(':', 1)[1] for r in result['repositories']) == sorted(
         t for t in tags if not t.endswith('-x86_64'))
+
+
+def test_orphaned_rerun_removes_nothing(world, monkeypatch):
+    """A re-run whose kojid is gone by then must not delete what the earlier run pushed
+    (the next re-run owns the task)."""
+    from koji_containerbuild import ownership
+    from koji_containerbuild.backends import native_cleanup, native_config
+    from koji_containerbuild.backends.retry import TaskLost
+
+    deleted = []
+    monkeypatch.setattr(native_cleanup, 'delete_left', lambda *a, **k: deleted.append(a))
+
+    class Handler(object):
+        id = 7
+        logger = logging.getLogger('test')
+        session = world.hub
+    handler = Handler()
+    handler.ownership = ownership.TaskOwnership(7, world.hub, parent_pid=-1)   # orphan
+    record = {'tags': {'unique': ['u-1']}, 'repository': 'acme/x', 'arches': ['x86_64']}
+    native = native_config.from_builder_config(world.config)
+    with pytest.raises(TaskLost):
+        native_cleanup.remove_earlier(handler, native, record, unique_too=True)
+    assert deleted == []
