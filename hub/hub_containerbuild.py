@@ -20,14 +20,9 @@ logger = logging.getLogger('koji.plugin.hub_containerbuild')
 # Loaded lazily: an import error would take the whole hub offline.
 CONFIG = hub_policy.LazyConfig(hub_policy.CONFIG_FILE)
 
-# Channel/priority policies and parse_task_params see src, target and opts.
+# Channel/priority policies and parse_task_params see the tasks' arguments (buildContainer,
+# buildSourceContainer and the native createContainer subtasks).
 hub_policy.register_signatures(koji.tasks.LEGACY_SIGNATURES)
-# Also for the per-arch subtasks the native builder creates (host.subtask): the hub's
-# policies and `koji taskinfo` then see their arguments.
-CREATE_CONTAINER_SIGNATURE = [['src', 'target', 'arch', 'params'], None, None, None]
-if CREATE_CONTAINER_SIGNATURE not in koji.tasks.LEGACY_SIGNATURES.setdefault(
-        'createContainer', []):
-    koji.tasks.LEGACY_SIGNATURES['createContainer'].append(list(CREATE_CONTAINER_SIGNATURE))
 
 
 def _caller():

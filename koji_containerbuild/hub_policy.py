@@ -30,6 +30,9 @@ DEFAULT_SOURCE_CHANNEL = 'container-source'
 TASK_SIGNATURES = {
     BINARY_METHOD: [['src', 'target', 'opts'], None, None, (None,)],
     SOURCE_METHOD: [['target', 'opts'], None, None, (None,)],
+    # the per-arch subtasks the native builder creates (host.subtask): the hub's
+    # policies and `koji taskinfo` then see their arguments
+    'createContainer': [['src', 'target', 'arch', 'params'], None, None, None],
 }
 
 # Like Koji's own build calls, `priority` is an offset from koji.PRIO_DEFAULT; the
