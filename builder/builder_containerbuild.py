@@ -98,12 +98,6 @@ class _ContainerTask(koji.tasks.BaseTaskHandler):
                 raise PermissionDenied(text)
             raise SourceError(text)
 
-    def _build_tag(self, target):
-        info = self.session.getBuildTarget(target)
-        if not info:
-            return None
-        return self.session.getTag(info['build_tag'])
-
     def guarded(self, func):
         """Run the backend; an orphan that lost its task leaves the work directory alone
         (the re-run of the same task id uses the same path)."""
@@ -117,7 +111,7 @@ class _ContainerTask(koji.tasks.BaseTaskHandler):
             self.workdir = None
             raise
         finally:
-            if self.parent_pid is not None and os.getppid() != self.parent_pid:
+            if self.ownership is not None and self.ownership.orphaned():
                 # an orphan, whatever it is raising: BaseTaskHandler.run must not
                 # remove the work directory under the re-run
                 self.workdir = None
