@@ -111,7 +111,7 @@ class _ContainerTask(koji.tasks.BaseTaskHandler):
             self.workdir = None
             raise
         finally:
-            if self.ownership is not None and self.ownership.orphaned():
+            if ownership.of_handler(self).orphaned():
                 # an orphan, whatever it is raising: BaseTaskHandler.run must not
                 # remove the work directory under the re-run
                 self.workdir = None
