@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from koji_containerbuild import scmurl
-from koji_containerbuild.procs import kill_group
+from koji_containerbuild.procs import kill_group, wait_exit
 from koji_containerbuild.errors import SourceError
 
 DEFAULT_TIMEOUT = 600.0
@@ -88,7 +88,7 @@ class Git(object):
             proc = subprocess.Popen(cmd, cwd=self.repodir, env=self.env, stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=err, start_new_session=True)
             try:
-                proc.wait(timeout=left)
+                wait_exit(proc, left)
             except subprocess.TimeoutExpired:
                 kill_group(proc, wait=10)
                 raise SourceError('Fetching the source took longer than %d seconds (git %s)'

@@ -8,12 +8,13 @@ push by the unique arch tag (native_build.build_arch), log streamed live as
 import json
 import os
 import re
+import threading
 
 import koji
 
-from koji_containerbuild import (dockerfile as dockerfile_mod, hermetic, native_build,
-                                 ownership, repofetch, safe_files, scmurl, source,
-                                 supply_chain)
+from koji_containerbuild import (buildah, dockerfile as dockerfile_mod, hermetic,
+                                 native_build, ownership, repofetch, safe_files, scmurl,
+                                 source, supply_chain)
 from koji_containerbuild.backends import native_config
 from koji_containerbuild.backends.native_common import short
 from koji_containerbuild.errors import BackendError, OptionError
@@ -109,9 +110,13 @@ class ArchBuild(object):
                          logger=self.logger)
         canceled = False
         storage_parent = self.native.task_storage_parent(self.handler.id, workdir)
+        prepared = None
         try:
             storage = self.native.task_storage(self.handler.id, workdir)
-            result = self._build(relay, log_name, workdir, storage)
+            # the fresh storage's set-up and buildah's version, while the checkout runs
+            prepared = threading.Thread(target=_prepare, args=(storage,), daemon=True)
+            prepared.start()
+            result = self._build(relay, log_name, workdir, storage, prepared)
         except (KeyboardInterrupt, SystemExit):
             canceled = True
             raise
@@ -127,6 +132,8 @@ class ArchBuild(object):
             relay.write(log_name, 'ERROR: %s' % error)
             raise error from None
         finally:
+            if prepared is not None:
+                prepared.join()
             # The task's storage (its containers, its image, pulled parents) goes with it,
             # also on cancellation.
             native_config.destroy_task_storage(storage_parent)
@@ -143,7 +150,7 @@ class ArchBuild(object):
         self.handler.uploadFile(meta_path)
         return result
 
-    def _build(self, relay, log_name, workdir, storage):
+    def _build(self, relay, log_name, workdir, storage, prepared):
         params = self.params
 
         def log_line(line):
@@ -193,6 +200,7 @@ class ArchBuild(object):
         labels = native_build.koji_labels(ident, self.arch, vcs_url=params['labels'].get('vcs-url'),
                                           vcs_ref=params['labels'].get('vcs-ref'))
         settings['fence'] = ownership.of_handler(self.handler).check   # before the push
+        prepared.join()
         log_line('Building %s for %s in task %s' % (ident['nvr'], self.arch, self.handler.id))
         result = native_build.build_arch(
             srcdir, dockerfile, self.arch, ident, labels, repo_files, registry,
@@ -227,6 +235,15 @@ class ArchBuild(object):
             return self.handler.taskinfo['owner']
         except (koji.GenericError, KeyError, TypeError):
             return None
+
+
+def _prepare(storage):
+    """Background set-up of a task's storage; whatever fails here, the build reports."""
+    try:
+        storage.prepare()
+        buildah.version(storage.buildah)
+    except Exception:
+        pass
 
 
 def _abandon(relay):

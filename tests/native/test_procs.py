@@ -1,9 +1,13 @@
-"""procs.kill_group: the child and everything it spawned are gone."""
+"""procs.kill_group: the child and everything it spawned are gone; procs.wait_exit waits
+for an exit (or times out) like Popen.wait."""
 
+import signal
 import subprocess
 import time
 
-from koji_containerbuild.procs import kill_group
+import pytest
+
+from koji_containerbuild.procs import kill_group, wait_exit
 
 
 def _gone(pid):
@@ -34,3 +38,26 @@ def test_kill_group_of_finished_process():
     proc.wait()
     kill_group(proc)        # nothing left to kill: no error
     assert proc.returncode == 0
+
+
+def test_wait_exit_returns_the_exit_status():
+    proc = subprocess.Popen(['sh', '-c', 'sleep 0.05; exit 3'])
+    assert wait_exit(proc, 30) == 3
+    assert proc.returncode == 3
+    assert wait_exit(proc, 30) == 3          # already reaped: the same status
+
+
+def test_wait_exit_times_out_and_leaves_the_process_running():
+    proc = subprocess.Popen(['sleep', '30'], start_new_session=True)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            wait_exit(proc, 0.1)
+        assert proc.poll() is None
+    finally:
+        kill_group(proc)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_wait_exit_without_timeout_blocks_until_exit():
+    proc = subprocess.Popen(['true'])
+    assert wait_exit(proc, None) == 0
