@@ -73,6 +73,9 @@ class Children(object):
         host.taskSetWait(self.handler.id, ids)
         checked = set()
         while True:
+            # An orphan (kojid died) stops waiting at once: whatever its children do,
+            # it may not act on it, and the re-run of this task takes them over.
+            self.fence.check('waiting for its subtasks', hub=False)
             finished, unfinished = host.taskWait(self.handler.id)
             for task_id in finished:
                 if task_id in names and task_id not in checked:

@@ -227,3 +227,27 @@ def test_orphan_killed_while_planning_never_reserves(world, git_server, small_ro
     assert hub.getBuild('demo-container-1.0-1') is None
     assert hub.children(task_id) == []
     assert hub.task(task_id)['state'] == koji.TASK_STATES['OPEN']
+
+
+def test_orphan_waiting_for_its_children_stops_at_once(world, kojid, git_server,
+                                                       small_rootfs):
+    """kill -9 kojid while the parent waits for a createContainer child that another
+    builder still runs: the orphan stops waiting within a poll, and leaves the child,
+    the reservation and the task to the re-run (nothing cancelled, nothing refunded)."""
+    hub = world.hub
+    world.arch_behaviour['x86_64'] = 'leave'        # the child stays with its builder
+    src = make_repo(git_server, 'crash-wait', {
+        'Dockerfile': dockerfile(name='acme/crash-wait'), 'rootfs.tar': small_rootfs})[0]
+    task_id, params = world.start_parent(src)
+    kojid.start(task_id, 'buildContainer', params, config_file=_conf(world), via_kojid=True)
+    wait_for(lambda: hub.calls_of('host.taskSetWait'), 'the parent waiting for its child')
+    child = [t for t in hub.children(task_id)
+             if hub.task(t)['method'] == 'createContainer'][0]
+    kojid.kill_kojid(task_id)
+    kojid.wait(task_id, timeout=30)                # before: it waited for the child
+    assert hub.task(child)['state'] not in (koji.TASK_STATES['CANCELED'],
+                                            koji.TASK_STATES['FAILED'])
+    assert not hub.calls_of('cancelTask') and not hub.calls_of('cancelTaskChildren')
+    assert hub.getBuild('demo-container-1.0-1')['state'] == BUILD['BUILDING']
+    assert not hub.calls_of('CGRefundBuild')
+    assert hub.task(task_id)['state'] == koji.TASK_STATES['OPEN']
