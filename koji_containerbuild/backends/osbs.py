@@ -76,7 +76,6 @@ class OsbsTask(osbs_outcome.OutcomeSteps):
         # the task process's fence (kojid's pid read in the task process): a changed
         # parent means kojid died and this process is an orphan
         self.fence = ownership.of_handler(handler)
-        self.parent_pid = self.fence.parent_pid
 
     def _osbs(self, func, what):
         return retry(func, lambda e: is_transient_osbs(e, self.mods.exceptions),
@@ -281,7 +280,7 @@ class OsbsTask(osbs_outcome.OutcomeSteps):
                                    logger=self.logger, scratch=scratch)
             watch = osbs_run.RunWatch(self.client, self.mods.exceptions, self.name, router,
                                       relay, self.session, self.task_id, self.config,
-                                      self.logger, parent_pid=self.parent_pid,
+                                      self.logger, fence=self.fence,
                                       note=lambda text: self.note(text, logging.WARNING))
             try:
                 state, data = watch.run()

@@ -123,7 +123,7 @@ class OutcomeSteps(object):
             if isinstance(relay.error, koji.ActionNotAllowed):
                 osbs_run.RunWatch(self.client, self.mods.exceptions, self.name, None, relay,
                                   self.session, self.task_id, self.config,
-                                  self.logger).check_task()
+                                  self.logger, fence=self.fence).check_task()
             self.logger.warning('Some log output did not reach the hub: %s', relay.error)
 
     def _finish(self, outcome, result=None, error=None):

@@ -9,7 +9,6 @@ task no longer OPEN on this host (freed and re-run elsewhere, or cancelled).
 """
 
 import json
-import os
 import ssl
 import threading
 import time
@@ -18,7 +17,7 @@ import urllib.request
 
 import koji
 
-from koji_containerbuild import scmurl
+from koji_containerbuild import ownership, scmurl
 from koji_containerbuild.backends.osbs_http import ApiTimeout, call_bounded, open_api
 from koji_containerbuild.backends.osbs_reconcile import StreamTally
 from koji_containerbuild.backends.retry import (Backoff, TaskLost, is_transient_hub,
@@ -69,7 +68,7 @@ class RunWatch(object):
     """Relay logs and wait for run `name`; run() returns (state, last PipelineRun JSON)."""
 
     def __init__(self, client, osbs_exceptions, name, router, relay, session, task_id,
-                 config, logger, parent_pid=None, note=None):
+                 config, logger, fence=None, note=None):
         self.client = client
         self.exc = osbs_exceptions
         self.name = name
@@ -81,7 +80,8 @@ class RunWatch(object):
         self.logger = logger
         # task-log notes (retries of an unreachable API); kojid's log when not given
         self.note = note or (lambda text: logger.warning('%s', text))
-        self.parent_pid = os.getppid() if parent_pid is None else parent_pid
+        # the task process's ownership fence: an orphan (kojid gone) stops following
+        self.fence = fence or ownership.TaskOwnership(task_id, session)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._logs_ended = threading.Event()
@@ -188,9 +188,9 @@ class RunWatch(object):
         return classify(data), data
 
     def _check_parent(self):
-        if os.getppid() != self.parent_pid:
+        if self.fence.orphaned():
             raise TaskLost('kojid (pid %s) is gone; task %s will be re-run and reattach to '
-                           '%s' % (self.parent_pid, self.task_id, self.name))
+                           '%s' % (self.fence.parent_pid, self.task_id, self.name))
 
     def check_task(self):
         """TaskLost if the task is no longer ours, BuildCanceled if it was cancelled."""

@@ -172,7 +172,7 @@ def test_log_thread_routes_nothing_after_freeze():
         def feed(self, task, line):
             fed.append((task, line))
     watch = RunWatch(None, None, 'r', Router(), None, None, 1, None,
-                     logging.getLogger('t'), parent_pid=1)
+                     logging.getLogger('t'))
     assert watch._route('t', 1, 'a') and watch._route('t', 1, 'a')   # a replay: skipped
     watch.freeze()
     assert watch._route('t', 2, 'b') is False
