@@ -68,22 +68,9 @@ class _ContainerTask(koji.tasks.BaseTaskHandler):
         return hook
 
     def logged_fetch(self, src, workdir, options, **kwargs):
-        """source.fetch_source, leaving kojid's `checkout.log` in the task output (the git
-        steps and their redacted errors), also when the fetch fails."""
-        path = os.path.join(self.workdir, checkout_log.NAME)
-        log = checkout_log.CheckoutLog(path, kwargs.get('logger') or self.logger)
-        kwargs['logger'] = log
-        try:
-            return source.fetch_source(src, workdir, options, **kwargs)
-        except Exception as exc:
-            log.error('%s', exc)
-            raise
-        finally:
-            log.close()
-            try:
-                self.uploadFile(path)
-            except (koji.GenericError, OSError) as exc:
-                self.logger.warning('could not upload %s: %s', checkout_log.NAME, exc)
+        """source.fetch_source, leaving kojid's `checkout.log` in the task output."""
+        return checkout_log.logged(self, source.fetch_source, src, workdir, options,
+                                   **kwargs)
 
     def _callbacks(self, name, src, **kwargs):
         """run_callbacks; a refusing callback (koji wraps its error, traceback included,

@@ -5,8 +5,30 @@ logger, forwarding to the task's logger and writing each line to the file as wel
 lines are already redacted (gitfetch, source); the file is bounded in size.
 """
 
+import os
+
 NAME = 'checkout.log'
 MAX_SIZE = 256 * 1024     # bytes: the git steps of one fetch are a few lines
+
+
+def logged(handler, fetch, *args, **kwargs):
+    """fetch(*args, logger=..., **kwargs) leaving `checkout.log` in the task output of
+    `handler` (a koji.tasks.BaseTaskHandler): the git steps and their redacted errors,
+    also when the fetch fails. An upload that fails is a warning, not the task's end."""
+    path = os.path.join(handler.workdir, NAME)
+    log = CheckoutLog(path, kwargs.get('logger') or handler.logger)
+    kwargs['logger'] = log
+    try:
+        return fetch(*args, **kwargs)
+    except Exception as exc:
+        log.error('%s', exc)
+        raise
+    finally:
+        log.close()
+        try:
+            handler.uploadFile(path)
+        except Exception as exc:      # koji.GenericError or OSError: the log is extra
+            handler.logger.warning('could not upload %s: %s', NAME, exc)
 
 
 class CheckoutLog(object):

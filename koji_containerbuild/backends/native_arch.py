@@ -12,9 +12,9 @@ import threading
 
 import koji
 
-from koji_containerbuild import (buildah, dockerfile as dockerfile_mod, hermetic,
-                                 native_build, ownership, repofetch, safe_files, scmurl,
-                                 source, supply_chain)
+from koji_containerbuild import (buildah, checkout_log, dockerfile as dockerfile_mod,
+                                 hermetic, native_build, ownership, repofetch, safe_files,
+                                 scmurl, source, supply_chain)
 from koji_containerbuild.backends import native_config
 from koji_containerbuild.backends.native_common import short
 from koji_containerbuild.errors import BackendError, OptionError
@@ -156,7 +156,9 @@ class ArchBuild(object):
         def log_line(line):
             relay.write(log_name, line)
 
-        checkout = source.fetch_full_tree(
+        # checkout.log in the task output, as for kojid's own checkouts
+        checkout = checkout_log.logged(
+            self.handler, source.fetch_full_tree,
             self.src, os.path.join(workdir, 'source'), self.handler.options,
             session=self.session, logger=self.logger,
             policy_data={'user_id': self._owner_id(), 'channel': self._channel(),

@@ -86,6 +86,8 @@ def test_build_import_tag_publish(world_factory, git_server, small_rootfs, regis
     assert hub.getChannel(arch_tasks[0]['channel_id'])['name'] == 'container-native'
     child_files = hub.uploaded_files(arch_tasks[0]['id'])
     assert 'x86_64.log' in child_files
+    # the child's own checkout, logged as kojid's checkouts are
+    assert 'Fetched %s' % src.split('#')[0] in child_files['checkout.log'].decode()
     arch_meta = json.loads(child_files['metadata-x86_64.json'])
     assert arch_meta['manifest_digest'] == docker['digests'][
         'application/vnd.docker.distribution.manifest.v2+json']
