@@ -24,6 +24,22 @@ TARGET_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z')
 CANONICAL_ARCHES = ('x86_64', 'aarch64', 'ppc64le', 's390x', 'i386', 'armhfp', 'noarch')
 
 
+class _ImportsWithoutGC(object):
+    """`with _IMPORTS:` around a block of imports. They allocate many objects and free
+    none, so the cyclic GC's collections during them find nothing to free."""
+
+    def __enter__(self):
+        self.enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc_info):
+        if self.enabled:
+            gc.enable()
+
+
+_IMPORTS = _ImportsWithoutGC()
+
+
 class LocalOptions(object):
     """kojid-like options for source.fetch_full_tree: any git repository is allowed locally."""
     allowed_scms = '*:*'
@@ -192,7 +208,8 @@ def _registry(args):
     --allow-insecure-registry, and the registry must answer with these settings."""
     if not args.registry:
         return None
-    from koji_containerbuild.registry import Registry   # requests: only with a registry
+    with _IMPORTS:
+        from koji_containerbuild.registry import Registry   # requests: only with a registry
     registry = Registry(args.registry, tls_verify=args.tls_verify,
                         credentials_file=args.authfile,
                         allow_insecure=args.allow_insecure_registry,
@@ -289,14 +306,15 @@ class _Logs(object):
 
 def run_build(args):
     # what the build needs before its first buildah call; the rest is imported where used
-    import shutil
-    import tempfile
-    import threading
-    import time
+    with _IMPORTS:
+        import shutil
+        import tempfile
+        import threading
+        import time
 
-    from koji_containerbuild import buildah, cg, native_build, safe_files, source
-    from koji_containerbuild.errors import SourceError
-    from koji_containerbuild.registry_parse import check_repository
+        from koji_containerbuild import buildah, cg, native_build, safe_files, source
+        from koji_containerbuild.errors import SourceError
+        from koji_containerbuild.registry_parse import check_repository
     arches = _check_args(args)
     registry = _registry(args)
     start = time.time()
@@ -363,10 +381,11 @@ def run_build(args):
                                              scratch=args.scratch,
                                              component=identity.component)
         logs.close()
-        import getpass
-        import json
+        with _IMPORTS:
+            import getpass
+            import json
 
-        from koji_containerbuild import supply_chain
+            from koji_containerbuild import supply_chain
         parent = results[0]
         metadata = cg.build_metadata(
             identity, src, getpass.getuser(), None, start, time.time(), results, index=index,
