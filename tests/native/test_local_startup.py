@@ -20,12 +20,13 @@ HEAVY = ('koji', 'requests', 'rpm', 'gssapi')
 PROGRAM = r'''
 import json, sys
 from koji_containerbuild.local import cli
-codes = []
+codes, loaded = [], []
 for argv in ARGVS:
     sys.argv = ['koji-containerbuild'] + argv
     codes.append(cli.main())
+    loaded.append([m for m in HEAVY if m in sys.modules])
 from koji_containerbuild import errors
-print(json.dumps({'codes': codes, 'loaded': [m for m in HEAVY if m in sys.modules],
+print(json.dumps({'codes': codes, 'loaded': loaded,
                   'bases': [c.__name__ for c in errors.SourceError.__mro__],
                   'fault_code': errors.OptionError.faultCode}))
 '''
@@ -52,15 +53,19 @@ def test_program_reaches_buildah_without_koji_requests_rpm(tmp_path):
     out = str(tmp_path / 'out')
     report, err = _program(tmp_path, [
         ['build', '-q', '--output-dir', out, str(ctx)],
-        ['build', '--target', 'bad target', '--output-dir', out, str(ctx)]])
-    assert report['loaded'] == []
-    # the stand-in buildah's failure and a bad option: one line each, exit status 1
-    assert report['codes'] == [1, 1]
+        ['build', '--target', 'bad target', '--output-dir', out, str(ctx)],
+        # a git source: its fetch imports koji (koji.daemon) after the faults exist
+        ['build', '--output-dir', out, 'git://127.0.0.1:1/nothing.git#main']])
+    assert report['loaded'][:2] == [[], []]
+    assert 'koji' in report['loaded'][2]
+    # the stand-in buildah's failure, a bad option, a failed fetch: one line each, rc 1
+    assert report['codes'] == [1, 1, 1]
     lines = err.splitlines()
     assert lines[0].startswith('koji-containerbuild: error: buildah build for ')
     assert 'stand-in buildah ran' in lines[0]
     assert lines[1].startswith("koji-containerbuild: error: Invalid --target 'bad target'")
-    assert len(lines) == 2 and 'Traceback' not in err
+    assert lines[2].startswith('koji-containerbuild: error: ')
+    assert len(lines) == 3 and 'Traceback' not in err
     # the koji-free copies, with koji's class names and fault codes
     assert report['bases'] == ['SourceError', 'BuildError', 'GenericError', 'Exception',
                                'BaseException', 'object']
