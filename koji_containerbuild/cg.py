@@ -24,7 +24,8 @@ import time
 
 from koji_containerbuild import tag_guard
 from koji_containerbuild.errors import BackendError
-from koji_containerbuild.registry import MEDIA_LIST, MEDIA_V2S2, digest_of, manifest_list
+# registry_parse, not registry: no requests import for the local command's pre-build steps
+from koji_containerbuild.registry_parse import MEDIA_LIST, MEDIA_V2S2, digest_of, manifest_list
 
 CG_NAME = 'koji-containerbuild'
 PLACEHOLDER_PREFIX = 'registry-pointer-'

@@ -23,7 +23,8 @@ import koji_containerbuild
 from koji_containerbuild import (buildah, cg, dockerfile as dockerfile_reader, hermetic,
                                  rpmdb, safe_files, source)
 from koji_containerbuild.errors import BackendError, SourceError
-from koji_containerbuild.registry import MEDIA_V2S2, check_repository, parse_json
+# registry_parse, not registry: no requests import where no registry is used (local command)
+from koji_containerbuild.registry_parse import MEDIA_V2S2, check_repository, parse_json
 
 # The settings build_arch understands, with the defaults used when a key is missing.
 # network/isolation: chroot isolation runs RUN steps without a container runtime and

@@ -12,10 +12,6 @@ import hashlib
 import json
 import re
 
-import requests
-import urllib3.exceptions
-
-from koji_containerbuild import http_deadline
 from koji_containerbuild.errors import BackendError
 
 MEDIA_V2S2 = 'application/vnd.docker.distribution.manifest.v2+json'
@@ -66,6 +62,12 @@ def manifest_list(entries):
 def _read_limited(resp, limit, what):
     """The body of `resp`, read in chunks, refused once over `limit` bytes or past the
     call's deadline (the watchdog also cuts a read that blocks)."""
+    # here, not at the top: the names and rules above are also used (local command, before
+    # its first buildah call) where no HTTP is done, and requests costs 0.05 s to import
+    import requests
+    import urllib3.exceptions
+
+    from koji_containerbuild import http_deadline
     chunks = []
     total = 0
     try:

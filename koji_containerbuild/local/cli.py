@@ -8,35 +8,36 @@ the builder would import, with its placeholder archives and logs, plus summary.j
 
 import gc
 import argparse
-import getpass
-import json
 import os
 import re
-import shutil
 import sys
-import tempfile
-import threading
-import time
 
-# Start-up time is part of every local build: the imports below (koji pulls in
-# requests, rpm, ...) allocate many objects and would trigger collections that
-# find nothing to free, so the cyclic GC waits until they are done.
-_GC_WAS_ENABLED = gc.isenabled()
-gc.disable()
-try:
-    import koji
-
-    from koji_containerbuild import (buildah, cg, hermetic, native_build, safe_files,
-                                     source, supply_chain, tag_guard)
-    from koji_containerbuild.errors import ConfigError, OptionError, SourceError
-    from koji_containerbuild.options import RELEASE_PATTERN, URL_PATTERN
-    from koji_containerbuild.registry import Registry, check_repository
-finally:
-    if _GC_WAS_ENABLED:
-        gc.enable()
+# Start-up time is part of every local build (benchmarks/native_overhead prints the
+# time to the first buildah call): the library modules are imported in the functions
+# that use them, those a build needs later (registry HTTP, metadata, SBOM) only once
+# they are used, and koji not at all (local/faults.py).
+from koji_containerbuild.local import faults
 
 PROG = 'koji-containerbuild'
 TARGET_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z')
+# Arches koji.canonArch() returns unchanged: they need no `import koji` (tests pin this).
+CANONICAL_ARCHES = ('x86_64', 'aarch64', 'ppc64le', 's390x', 'i386', 'armhfp', 'noarch')
+
+
+class _ImportsWithoutGC(object):
+    """`with _IMPORTS:` around a block of imports. They allocate many objects and free
+    none, so the cyclic GC's collections during them find nothing to free."""
+
+    def __enter__(self):
+        self.enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc_info):
+        if self.enabled:
+            gc.enable()
+
+
+_IMPORTS = _ImportsWithoutGC()
 
 
 class LocalOptions(object):
@@ -48,6 +49,7 @@ class LocalOptions(object):
 
 
 def parser():
+    from koji_containerbuild import buildah
     top = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n\n')[0])
     sub = top.add_subparsers(dest='command', metavar='COMMAND')
     sub.required = True
@@ -113,10 +115,14 @@ def parser():
 
 def main(argv=None):
     """Run the command; argv None means sys.argv, i.e. the process is this program."""
+    if argv is None:
+        # no Koji hub in this process: its faults need not be koji's (local/faults.py)
+        faults.use()
     args = parser().parse_args(argv)
+    from koji_containerbuild import buildah
     try:
         return run_build(args)
-    except koji.GenericError as exc:
+    except _fault_types() as exc:
         sys.stderr.write('%s: error: %s\n' % (PROG, buildah.scrub(str(exc))))
         return 1
     except (OSError, ValueError) as exc:
@@ -134,7 +140,25 @@ def main(argv=None):
             gc.freeze()
 
 
+def _fault_types():
+    """The Koji fault classes of this process: the local copies errors.py derives from
+    (faults.use()), and koji's own once koji is imported (errors.py's faults then, or a
+    git source's koji.daemon)."""
+    koji = sys.modules.get('koji')
+    return (faults.GenericError,) + ((koji.GenericError,) if koji is not None else ())
+
+
+def _canon_arch(arch):
+    if arch in CANONICAL_ARCHES:
+        return arch
+    import koji   # an arch name to canonicalize (i686, armv7hl, ...): koji's rule
+    return koji.canonArch(arch)
+
+
 def _check_args(args):
+    from koji_containerbuild import buildah
+    from koji_containerbuild.errors import ConfigError, OptionError
+    from koji_containerbuild.options import RELEASE_PATTERN, URL_PATTERN
     if args.release is not None:
         if not re.match(RELEASE_PATTERN, args.release):
             raise OptionError('Invalid --release %r: it must start with a digit and be '
@@ -162,6 +186,7 @@ def _check_args(args):
         if args.repo_urls:
             raise OptionError('--repo-url is refused with --hermetic: RUN steps see only '
                               'the --repo-dir repository and no network')
+        from koji_containerbuild import hermetic
         args.repo_dir = hermetic.check_repo_dir(os.path.abspath(args.repo_dir))
         args.network = 'none'
     elif args.repo_dir:
@@ -170,7 +195,7 @@ def _check_args(args):
         raise OptionError('--authfile and --no-tls-verify need --registry')
     arches = []
     for arch in args.arches or [os.uname().machine]:
-        canon = koji.canonArch(arch)
+        canon = _canon_arch(arch)
         buildah.goarch(canon)
         if canon not in arches:
             arches.append(canon)
@@ -183,6 +208,8 @@ def _registry(args):
     --allow-insecure-registry, and the registry must answer with these settings."""
     if not args.registry:
         return None
+    with _IMPORTS:
+        from koji_containerbuild.registry import Registry   # requests: only with a registry
     registry = Registry(args.registry, tls_verify=args.tls_verify,
                         credentials_file=args.authfile,
                         allow_insecure=args.allow_insecure_registry,
@@ -193,6 +220,8 @@ def _registry(args):
 
 def _get_source(args, workdir):
     """(srcdir, source string for the metadata, vcs_url, commit)."""
+    from koji_containerbuild import source
+    from koji_containerbuild.errors import SourceError
     spec = args.source
     if os.path.isdir(spec):
         srcdir = os.path.abspath(spec)
@@ -276,6 +305,16 @@ class _Logs(object):
 
 
 def run_build(args):
+    # what the build needs before its first buildah call; the rest is imported where used
+    with _IMPORTS:
+        import shutil
+        import tempfile
+        import threading
+        import time
+
+        from koji_containerbuild import buildah, cg, native_build, safe_files, source
+        from koji_containerbuild.errors import SourceError
+        from koji_containerbuild.registry_parse import check_repository
     arches = _check_args(args)
     registry = _registry(args)
     start = time.time()
@@ -308,6 +347,7 @@ def run_build(args):
                     'pull': 'missing', 'image_dir': os.path.join(output, 'images'),
                     'hermetic_repo': args.repo_dir if args.hermetic else None}
         if args.hermetic:
+            from koji_containerbuild import hermetic
             repo_files = [hermetic.repo_file(os.path.join(workdir, 'hermetic.repo'),
                                              'local-repo', 'Local repo (hermetic)')]
         else:
@@ -317,6 +357,7 @@ def run_build(args):
                            unique=unique)
         if registry is not None:
             # before the first push: may this component move these tags? (tag_guard)
+            from koji_containerbuild import tag_guard
             tag_guard.check_tags(registry, identity.name, tags, identity.component,
                                  arch_tags=['%s-%s' % (unique, a) for a in arches])
         results = []
@@ -340,6 +381,11 @@ def run_build(args):
                                              scratch=args.scratch,
                                              component=identity.component)
         logs.close()
+        with _IMPORTS:
+            import getpass
+            import json
+
+            from koji_containerbuild import supply_chain
         parent = results[0]
         metadata = cg.build_metadata(
             identity, src, getpass.getuser(), None, start, time.time(), results, index=index,
