@@ -65,6 +65,9 @@ class Registry(object):
         self.deadline = deadline
         self._auth = load_auth(credentials_file, self.host)
         self._tokens = {}
+        # labels by manifest digest: content-addressed, so a second read (the tag check
+        # before the build and again before publishing) needs no requests
+        self._labels = {}
         self._session = http_deadline.session()
         self._session.verify = (ca_cert or True) if self.tls_verify else False
 
@@ -331,7 +334,19 @@ class Registry(object):
 
     def image_labels(self, repo, ref, arch_goarch=None):
         """Labels of the image config `ref` points at (for a list: its first entry, or
-        the `arch_goarch` one); {} when the image has none."""
+        the `arch_goarch` one); {} when the image has none. Labels of a digest `ref`
+        are read once per Registry."""
+        key = (repo, ref, arch_goarch)
+        if key not in self._labels:
+            labels = self._read_labels(repo, ref, arch_goarch)
+            if not ref.startswith('sha256:'):
+                return labels
+            if len(self._labels) >= 256:       # bounded (a build reads a few)
+                self._labels.clear()
+            self._labels[key] = labels
+        return dict(self._labels[key])
+
+    def _read_labels(self, repo, ref, arch_goarch):
         if arch_goarch is None:
             _media, data, _digest = self.get_manifest(repo, ref)
             body = parse_json(data, 'manifest', dict)

@@ -68,7 +68,9 @@ def repository_owner_problem(registry, repository, component):
     if tag is None:
         return None
     try:
-        owner = registry.image_labels(repository, tag).get(COMPONENT_LABEL)
+        # by digest: the labels are read once, whichever tags point at the image
+        ref = found[2] if found is not None else tag
+        owner = registry.image_labels(repository, ref).get(COMPONENT_LABEL)
     except BackendError as exc:
         return 'the owner of its tag %s cannot be read (%s)' % (tag, exc)
     if owner != component:
@@ -101,7 +103,7 @@ def check_tags(registry, repository, tags, component, list_digest=None, arch_tag
             problems.append('%s (the NVR tag) already holds %s' % (tag, found[2]))
             continue
         try:
-            labels = registry.image_labels(repository, tag)
+            labels = registry.image_labels(repository, found[2])
         except BackendError as exc:
             problems.append('%s holds an image whose owner cannot be read (%s)' % (tag, exc))
             continue

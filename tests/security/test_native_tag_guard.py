@@ -70,6 +70,36 @@ def test_another_component_cannot_move_tags(world_factory, git_server, small_roo
     assert after['latest'][2] == after['1.0-2'][2] != before['latest'][2]
 
 
+class _CountingRegistry(Registry):
+    """A Registry that counts the config blobs it reads."""
+    blobs = 0
+
+    def get_blob(self, *args, **kwargs):
+        self.blobs += 1
+        return Registry.get_blob(self, *args, **kwargs)
+
+
+@needs_buildah
+def test_owner_labels_are_read_once_per_image(world_factory, git_server, small_rootfs,
+                                             registry_url):
+    """The tag check runs before the build and again before publishing: the second one
+    asks the registry where each tag points now, but reads an image's labels (its config)
+    only once, whichever tags point at it."""
+    world = world_factory()
+    world.hub.add_package('f40-container-candidate', 'reader-container')
+    world.run_parent(_src(git_server, 'reader', small_rootfs, 'reader-container',
+                          repo='acme/reader'))
+    registry = _CountingRegistry(registry_url)
+    tags = {'primary': ['1.0-2'], 'floating': ['1.0', 'latest']}
+    tag_guard.check_tags(registry, 'acme/reader', tags, 'reader-container')
+    assert registry.blobs == 1          # latest and 1.0: one image, one config
+    tag_guard.check_tags(registry, 'acme/reader', tags, 'reader-container')
+    assert registry.blobs == 1
+    with pytest.raises(BackendError) as info:     # still checked: another component
+        tag_guard.check_tags(registry, 'acme/reader', tags, 'other-container')
+    assert 'latest holds an image of component reader-container' in str(info.value)
+
+
 @needs_buildah
 def test_publish_checks_every_tag_before_the_first_put(world_factory, git_server,
                                                        small_rootfs, registry_url):
