@@ -128,7 +128,10 @@ def documents(handler, build, list_data, arches, named):
     images = _list_entries(build, list_data)
     archives = dict((a.get('filename'), a) for a in
                     handler.session.listArchives(buildID=build['id'], type='image') or [])
-    base = koji.PathInfo(topdir=handler.options.topurl.rstrip('/')).typedir(build, 'image')
+    topurl = getattr(handler.options, 'topurl', None)
+    if not isinstance(topurl, str) or not topurl:
+        raise BackendError('kojid has no topurl to download the documents from')
+    base = koji.PathInfo(topdir=topurl.rstrip('/')).typedir(build, 'image')
     docs = []
     for arch in arches:
         files = {}

@@ -14,8 +14,9 @@ import koji
 import pytest
 import requests
 
-from koji_containerbuild import registry as registry_mod, supply_chain
+from koji_containerbuild import ownership, registry as registry_mod, supply_chain
 from koji_containerbuild.backends import native_import, native_reattach
+from koji_containerbuild.backends.retry import TaskLost
 from koji_containerbuild.errors import BackendError
 from tests.native_koji.conftest import buildah_available, dockerfile, make_repo
 from tests.native_koji.signals_support import registry_tags
@@ -111,6 +112,15 @@ def test_rerun_attaches_the_documents_the_killed_run_did_not(
     assert build['state'] == BUILD['COMPLETE'] and hub.tagged('f40-container-candidate') == []
     assert attachment_tags(registry_url, 'acme/reattach') == []
     monkeypatch.setattr(native_import.ImportSteps, '_attach_supply_chain', real_attach_step)
+    # a re-run that is itself an orphan (kojid killed again) attaches nothing
+    monkeypatch.setattr(ownership.TaskOwnership, 'orphaned', lambda self: True)
+    with pytest.raises(TaskLost):
+        world.run_parent(src, task_id=task_id)
+    monkeypatch.undo()
+    assert attachment_tags(registry_url, 'acme/reattach') == []
+    assert hub.tagged('f40-container-candidate') == []
+    assert len(koji_files.requests) == 2        # it got as far as the fence check
+    koji_files.requests[:] = []
     # the re-run attaches before its tagBuild, as the first run does
     tagged_when_attached = []
     real_attach = supply_chain.attach
