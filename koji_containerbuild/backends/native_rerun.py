@@ -1,15 +1,17 @@
 """Native backend: a re-run of a task whose build an earlier run already imported.
 
 kojid killed after CGImport: the re-run of the same task id must not build (nor
-auto-release) a second time. It publishes what the earlier run may not have (the unique
-and primary tags, then the floating tags after the Koji tag), tags the build with the
-same tagBuild subtask (host.subtask returns the earlier run's child for the same label
-and arguments), and returns the result the earlier run would have returned.
-Everything comes from the reservation record (repository, tags, destination tag) and
-the imported build (the manifest list digest).
+auto-release) a second time. It publishes what the earlier run may not have, in the
+first run's order: the unique and primary tags, the SBOM/provenance attachments
+(native_reattach: the documents Koji imported, byte-identical), the same tagBuild
+subtask (host.subtask returns the earlier run's child for the same label and
+arguments), then the floating tags; and returns the result the earlier run would have
+returned. Everything comes from the reservation record (repository, tags, destination
+tag) and the imported build (the manifest list digest, extra.image.supply_chain).
 """
 
 from koji_containerbuild import ownership, registry as registry_mod
+from koji_containerbuild.backends import native_reattach
 from koji_containerbuild.backends.native_children import Children
 from koji_containerbuild.errors import BackendError
 
@@ -50,6 +52,8 @@ def finish(handler, native, build, record):
 
     publish('unique')
     publish('primary')
+    # fails before tagBuild, as the first run does when attaching fails
+    native_reattach.reattach(handler, build, registry, repository, data, fence)
     fence.check('tagBuild of %s' % build['nvr'])
     children = Children(handler, native.poll_interval)
     args = [record['dest_tag'], build['id'], False, None, True]

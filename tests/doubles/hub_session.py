@@ -175,7 +175,9 @@ class HubSessionDouble(object):
         host_name: the builder host (its user has the same name, usertype HOST).
         host_arches: arches of this host (getHost).
         topdir: if given, uploads are stored as real files under ``<topdir>/work/``
-            (as on a hub) instead of in memory — use it for large volumes (benchmarks).
+            (as on a hub) instead of in memory — use it for large volumes (benchmarks);
+            CGImport then also stores the imported files in Koji's layout under it
+            (``packages/<n>/<v>/<r>/images/...``), as a hub's topdir behind ``topurl``.
     """
 
     def __init__(self, host_name='builder-01.example.com', host_arches='x86_64', topdir=None):
@@ -1358,6 +1360,7 @@ class HubSessionDouble(object):
         used = set()
         log_names = set()
         outputs = []
+        payloads = []                  # (output, bytes), for _store_build_files
         for out in meta['output']:
             for key in ('buildroot_id', 'filename', 'filesize', 'checksum', 'checksum_type',
                         'type'):
@@ -1380,6 +1383,7 @@ class HubSessionDouble(object):
             if digest != out['checksum']:
                 raise koji.GenericError('File checksum mismatch for %s: %s != %s'
                                         % (out['filename'], digest, out['checksum']))
+            payloads.append((out, data))
             if out['type'] == 'log':
                 if out['filename'] in log_names:
                     raise koji.GenericError('Duplicate log name: %s' % out['filename'])
@@ -1500,8 +1504,33 @@ class HubSessionDouble(object):
                 '_output': copy.deepcopy(out),
             }
         self._build_dirs.add(binfo['id'])
+        self._store_build_files(binfo, outputs, payloads)
         self._bump_event()
         return self._build_view(binfo)
+
+    def _store_build_files(self, binfo, outputs, payloads):
+        """With a topdir, the imported files where the hub puts them (Koji's PathInfo
+        layout: typed archives under typedir(build, btype), e.g. ``packages/<n>/<v>/<r>/
+        images/`` for ``image``; logs under ``data/logs/``), so a test can serve topdir
+        as kojid's ``topurl``."""
+        if self.topdir is None:
+            return
+        pathinfo = koji.PathInfo(topdir=self.topdir)
+        btype_of = dict((id(out), btype) for out, btype, _arch in outputs)
+        for out, data in payloads:
+            btype = btype_of.get(id(out))
+            if out['type'] == 'log':
+                destdir = pathinfo.build_logs(binfo)
+            elif btype is None or btype == 'rpm':
+                continue
+            else:
+                destdir = pathinfo.typedir(binfo, btype)
+            name = out['filename']
+            if '/' in name or name in ('', '.', '..'):
+                raise koji.GenericError('Invalid file name: %s' % name)
+            os.makedirs(destdir, exist_ok=True)
+            with open(os.path.join(destdir, name), 'wb') as fo:
+                fo.write(data)
 
     def _check_component(self, comp):
         ctype = comp['type']
