@@ -123,12 +123,17 @@ class Storage(object):
         out = self.run(['images', '--all', '--json'], what='images')
         return json.loads(out) if out.strip() else []
 
-    def prepare(self):
+    def prepare(self, timeout=60):
         """Set up a fresh storage root ahead of its first build (folders, locks, and the
         storage driver's feature probes, which it keeps in the runroot): about 0.02 s
         that a task can spend while its checkout runs. Failures are left to the build,
-        which reports them."""
-        self.run(['images', '--quiet'], check=False)
+        which reports them (a set-up stuck on a lock is given up after `timeout` s)."""
+        try:
+            subprocess.run(self.args() + ['images', '--quiet'], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                           timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
 
     def destroy(self):
         """Remove every container and image; for an owned storage, the whole tree."""

@@ -1,6 +1,7 @@
 """buildah.stream: tool output is read in bounded chunks, over-long lines are cut (and the
 log says so), a watch can stop the command, and its whole process group goes."""
 
+import os
 import subprocess
 import sys
 import time
@@ -109,3 +110,24 @@ def test_fence_watch_ignores_hub_errors_but_not_a_lost_task():
     with pytest.raises(TaskLost):
         native_build.fence_watch(lost)()
     assert native_build.fence_watch(None) is None
+
+
+def test_prepare_sets_up_a_fresh_storage_and_never_raises(tmp_path):
+    """A task prepares its storage while its checkout runs: afterwards the root and the
+    overlay driver's feature probes (kept in the runroot) exist; a buildah that cannot
+    run is left for the build to report."""
+    storage = buildah.Storage.temporary(str(tmp_path))
+    try:
+        storage.prepare()
+        assert os.path.isdir(os.path.join(storage.root, 'overlay-images'))
+        assert any(name.startswith('overlay') for name in
+                   os.listdir(os.path.join(storage.runroot, 'overlay')))
+    finally:
+        storage.destroy()
+    buildah.Storage(str(tmp_path / 'r'), str(tmp_path / 'rr'), 'overlay',
+                    buildah=str(tmp_path / 'no-such-buildah')).prepare()
+    stuck = tmp_path / 'stuck-buildah'
+    stuck.write_text('#!/bin/sh\nexec sleep 30\n')
+    stuck.chmod(0o755)
+    buildah.Storage(str(tmp_path / 's'), None, 'overlay', buildah=str(stuck)).prepare(
+        timeout=0.2)
