@@ -76,3 +76,12 @@ def storage_left(world):
         left += ['%s/tmp/%s' % (native_storage.CACHE_DIR, name)
                  for name in sorted(os.listdir(tmp))]
     return left
+
+
+def gone_or_zombie(pid):
+    """True once `pid` no longer runs (a zombie awaiting its reaper counts as gone)."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] == 'Z'
+    except OSError:
+        return True

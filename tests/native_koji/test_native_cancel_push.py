@@ -9,8 +9,8 @@ import pytest
 
 from tests.native_koji.conftest import buildah_available
 from tests.native_koji.signals_support import (SLEEP_RUN, arch_task, busybox_repo,
-                                               registry_tags, storage_left, task_log,
-                                               task_workdir, wait_for)
+                                               gone_or_zombie, registry_tags, storage_left,
+                                               task_log, task_workdir, wait_for)
 
 needs_buildah = pytest.mark.skipif(not buildah_available(), reason='needs buildah as root')
 
@@ -50,7 +50,7 @@ def test_orphan_stops_its_build_and_pushes_nothing(world, kojid, registry_url, g
     pid = kojid.pid(task_id)
     kojid.kill_kojid(task_id)
     kojid.wait(task_id, timeout=20)
-    assert not os.path.exists('/proc/%d/cmdline' % pid) or _zombie(pid)
+    assert not os.path.exists('/proc/%d/cmdline' % pid) or gone_or_zombie(pid)
     assert registry_tags(registry_url, 'acme/orphan-run') == []
     assert world.hub.task(task_id)['state'] == koji.TASK_STATES['OPEN']
     assert os.path.isdir(task_workdir(world.options, task_id))
@@ -58,14 +58,6 @@ def test_orphan_stops_its_build_and_pushes_nothing(world, kojid, registry_url, g
     # no buildah of the orphan is left running, nor the RUN step's sleep
     assert not [p for p in _buildah_pids() if str(world.storage_root) in _cmdline(p)]
     assert not [p for p in _pids() if _cmdline(p).startswith('/bin/busybox sleep 60')]
-
-
-def _zombie(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            return f.read().rsplit(')', 1)[1].split()[0] == 'Z'
-    except OSError:
-        return True
 
 
 def _cmdline(pid):

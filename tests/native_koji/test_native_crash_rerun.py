@@ -12,8 +12,8 @@ from tests.doubles.hub_session import HubSessionDouble
 from tests.doubles.kojid import Kojid
 from tests.native_koji.conftest import buildah_available, dockerfile, make_repo
 from tests.native_koji.signals_support import (GATE_RUN, arch_task, busybox_repo,
-                                               registry_tags, storage_left, task_log,
-                                               task_workdir, wait_for)
+                                               gone_or_zombie, registry_tags, storage_left,
+                                               task_log, task_workdir, wait_for)
 from tests.support.slowgit import slow_git
 
 BUILD = koji.BUILD_STATES
@@ -157,9 +157,9 @@ def test_rerun_of_a_crashed_arch_task_while_the_orphan_lives(world, kojid, git_s
     def rerun_done():
         if os.path.isdir(os.path.dirname(gate)) and not os.path.exists(gate):
             open(gate, 'w').close()                # lets the re-run's RUN step finish
-        return not os.path.exists('/proc/%d' % rerun) or _zombie(rerun)
+        return not os.path.exists('/proc/%d' % rerun) or gone_or_zombie(rerun)
     wait_for(rerun_done, 'the re-run', timeout=180)
-    assert not os.path.exists('/proc/%d/cmdline' % orphan) or _zombie(orphan)
+    assert not os.path.exists('/proc/%d/cmdline' % orphan) or gone_or_zombie(orphan)
     task = hub.task(task_id)
     assert task['state'] == koji.TASK_STATES['CLOSED'], (task['_fault'],
                                                          open(kojid.logfile).read()[-3000:])
@@ -167,14 +167,6 @@ def test_rerun_of_a_crashed_arch_task_while_the_orphan_lives(world, kojid, git_s
     assert result['tags'] == ['u-1-x86_64']
     assert registry_tags(registry_url, 'acme/crash-arch') == ['u-1-x86_64']
     assert storage_left(world) == []
-
-
-def _zombie(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            return f.read().rsplit(')', 1)[1].split()[0] == 'Z'
-    except OSError:
-        return True
 
 
 def test_orphan_neither_reserves_nor_refunds(world):
