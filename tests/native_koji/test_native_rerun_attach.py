@@ -192,6 +192,13 @@ def test_rerun_refuses_a_document_that_does_not_match_koji(
     assert hub.tagged('f40-container-candidate') == []
     assert not [t for t in hub.children(task_id) if hub.task(t)['method'] == 'tagBuild']
     assert 'latest' not in registry_tags(registry_url, 'acme/reattach-bad')
+    # a file far longer than Koji's record: read no further than the record's size
+    path.write_bytes(data + b' ' * (8 * 1024 * 1024))
+    with pytest.raises(BackendError) as info:
+        world.run_parent(src, task_id=task_id)
+    assert 'does not match Koji\'s archive record (more than %d bytes' % len(data) \
+        in str(info.value)
+    assert attachment_tags(registry_url, 'acme/reattach-bad') == []
     # Koji's files unreachable: the same fault, with the reason
     path.write_bytes(data)
     koji_files.close()
